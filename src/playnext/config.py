@@ -1,0 +1,96 @@
+"""The one settings object.
+
+Read from (highest wins): constructor arguments, ``PLAYNEXT_*`` environment variables, a TOML file named by
+``PLAYNEXT_CONFIG`` (or ``./playnext.toml`` when present), then defaults. Defaults make the embedded mode work
+with no file at all. Code below the CLI and the app factory receives a ``Settings`` and never reads the
+environment itself, so tests build isolated worlds on temporary directories.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get("PLAYNEXT_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"PLAYNEXT_CONFIG names {path}, which is not a file")
+        return path
+    local = Path("playnext.toml")
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLAYNEXT_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(default=Path("playnext-data"), description="Root of every file playnext owns.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # Ingest limits: a batch larger than these is answered 413, never half-read.
+    max_batch_events: int = Field(default=5000, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # A new log segment is started past this size; only sealed segments are compacted into the lake.
+    segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    # Upper bound on events written under one fsync; keeps the tail latency of a group bounded.
+    group_commit_max_events: int = Field(default=20_000, ge=1)
+    # Events further in the future than this are rejected: they are clock bugs, and would land in the lake
+    # partition of a day that has not happened yet.
+    max_clock_skew_s: int = Field(default=24 * 3600, ge=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # Paths of each stage's state, in one place so no module invents its own layout.
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.data_dir / "catalog"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.data_dir / "keys.json"
+
+    @property
+    def synth_dir(self) -> Path:
+        return self.data_dir / "synth"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

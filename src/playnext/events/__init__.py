@@ -1,0 +1,1 @@
+"""Stage ①: listening events in, durably."""

@@ -1,0 +1,145 @@
+"""Sealed log segments into the lake's ``events`` table, partitioned by event date.
+
+Crash-safe and idempotent by construction: new Parquet files are written aside, then one manifest rename adds
+them *and* advances ``compacted_through`` (the last segment folded in). Only after that are the segments deleted.
+So a crash before the rename leaves the old table and the segments (the next run redoes the work and sweeps the
+orphan files); a crash after it leaves segments that the next run sees as done and deletes. No event is lost or
+doubled at any point.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from playnext.events import framing
+from playnext.events.log import EventLog, LogLocked, sealed_segments
+from playnext.events.schema import ARROW_SCHEMA
+from playnext.lake.table import LakeTable
+
+log = logging.getLogger(__name__)
+
+EVENTS_TABLE = "events"
+# Payload bytes folded into one commit: bounds memory, and makes progress visible on a large backlog.
+DEFAULT_COMMIT_BYTES = 256 * 1024 * 1024
+
+_PARSE = pj.ParseOptions(explicit_schema=ARROW_SCHEMA, unexpected_field_behavior="error")
+
+
+class CorruptSegment(RuntimeError):
+    """A sealed segment fails its checksums: disk corruption, not a crash (crashes only tear the active one)."""
+
+
+@dataclass
+class CompactionResult:
+    segments: list[int] = field(default_factory=list)
+    events: int = 0
+    files: int = 0
+    partitions: set[str] = field(default_factory=set)
+    deleted_segments: int = 0
+    swept_orphans: int = 0
+
+
+def events_table(lake_dir: Path) -> LakeTable:
+    return LakeTable(lake_dir / EVENTS_TABLE)
+
+
+def segment_events(path: Path) -> pa.Table:
+    """All events of one sealed segment as an Arrow table in the lake schema."""
+    scan = framing.scan(path)
+    if scan.torn:
+        raise CorruptSegment(
+            f"{path} is corrupt at byte {scan.valid_end} of {scan.size}; move it aside to compact the rest"
+        )
+    payload = b"".join(f.payload for f in scan.frames)
+    if not payload:
+        return ARROW_SCHEMA.empty_table()
+    return pj.read_json(io.BytesIO(payload), parse_options=_PARSE)
+
+
+def _seal_if_idle(log_dir: Path, segment_max_bytes: int) -> None:
+    """When no writer runs, open the log once: cuts a torn tail, brings dedup up to date, seals the last one."""
+    try:
+        with EventLog(log_dir, segment_max_bytes=segment_max_bytes) as event_log:
+            event_log.rotate()
+    except LogLocked:
+        pass  # a live writer recovered the log when it started; its sealed segments are ours to compact
+
+
+def _unique_events(table: pa.Table) -> pa.Table:
+    if pc.count_distinct(table["event_id"]).as_py() == table.num_rows:
+        return table
+    # Only reachable if the dedup index was lost; keep the first occurrence of each id.
+    log.warning("duplicate event ids in the log; keeping the first of each")
+    con = duckdb.connect()
+    con.register("batch", table)
+    return con.sql(
+        "SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY event_id) AS rn FROM batch) "
+        "WHERE rn = 1"
+    ).arrow().cast(ARROW_SCHEMA)
+
+
+def compact(
+    log_dir: Path,
+    lake_dir: Path,
+    *,
+    segment_max_bytes: int = 64 * 1024 * 1024,
+    commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> CompactionResult:
+    result = CompactionResult()
+    if not log_dir.exists():
+        return result
+    _seal_if_idle(log_dir, segment_max_bytes)
+    table = events_table(lake_dir)
+    result.swept_orphans = len(table.sweep_orphans())
+    done = int(table.manifest().meta.get("compacted_through", 0))
+    segments = sealed_segments(log_dir)
+    for seq, path in segments:
+        if seq <= done:  # folded in by a run that crashed before deleting them
+            path.unlink(missing_ok=True)
+            result.deleted_segments += 1
+    todo = [(s, p) for s, p in segments if s > done]
+    total = sum(p.stat().st_size for _, p in todo)
+    progressed = 0
+    while todo:
+        chunk, size = [], 0
+        while todo and (not chunk or size + todo[0][1].stat().st_size <= commit_bytes):
+            seq, path = todo.pop(0)
+            chunk.append((seq, path))
+            size += path.stat().st_size
+        batch = _unique_events(pa.concat_tables(segment_events(p) for _, p in chunk))
+        added = _write_partitions(table, batch, tag=f"seg{chunk[0][0]:012d}-{chunk[-1][0]:012d}")
+        last = chunk[-1][0]
+        table.commit(add=added, meta={"compacted_through": last})
+        for _, path in chunk:
+            path.unlink(missing_ok=True)
+            result.deleted_segments += 1
+        result.segments += [s for s, _ in chunk]
+        result.events += batch.num_rows
+        result.files += len(added)
+        result.partitions.update(f.partition for f in added if f.partition)
+        progressed += size
+        if on_progress:
+            on_progress(progressed, total)
+    return result
+
+
+def _write_partitions(table: LakeTable, batch: pa.Table, tag: str) -> list:
+    if batch.num_rows == 0:
+        return []
+    dates = pc.cast(batch["ts"], pa.date32())
+    added = []
+    for day in pc.unique(dates).to_pylist():
+        part = batch.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
+        part = part.sort_by([("ts", "ascending")])
+        added.append(table.write_file(part, partition=f"date={day.isoformat()}", tag=tag))
+    return added

@@ -1,0 +1,1 @@
+"""The lake: immutable Parquet files that every later stage reads, committed through a manifest."""
