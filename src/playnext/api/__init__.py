@@ -1,0 +1,1 @@
+"""Stage ④'s HTTP edge: thin routes over library calls."""

@@ -1,0 +1,30 @@
+"""Bearer-key authentication as a FastAPI dependency: 401 without a valid key, 403 with one of the wrong scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request
+
+from playnext.api.errors import ApiError
+from playnext.api.keys import ApiKey, KeyStore
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def require_scope(scope: str) -> Callable[[Request], ApiKey]:
+    def check(request: Request) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'", _CHALLENGE)
+        store: KeyStore = request.app.state.keys
+        key = store.verify(token.strip())
+        if key is None:
+            raise ApiError(401, "unauthorized", "the API key is unknown or revoked", _CHALLENGE)
+        if not key.allows(scope):
+            raise ApiError(403, "forbidden", f"this key lacks the '{scope}' scope (it has: {', '.join(key.scopes)})")
+        return key
+
+    check.__name__ = f"require_{scope}"
+    return check

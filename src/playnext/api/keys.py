@@ -1,0 +1,141 @@
+"""API keys: scoped, stored only as hashes, listed and revoked from the CLI.
+
+A key reads ``pn_<key id>_<secret>``. The id finds the record without scanning; the secret is 32 random bytes, so
+a single SHA-256 is enough (slow password hashes defend low-entropy secrets, which these are not) and keeps the
+check in microseconds on every request. The file is replaced atomically under a lock, so concurrent ``keys
+create`` calls never lose each other's keys, and the server notices changes by the file's mtime.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from playnext.events.log import fsync_dir
+
+Scope = Literal["ingest", "read", "admin"]
+SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    key_id: str
+    name: str
+    scopes: list[str]
+    secret_sha256: str
+    created_at: float
+    revoked_at: float | None = None
+
+    def allows(self, scope: str) -> bool:
+        # admin is a superset: an operator's key can do what any client's can.
+        return self.revoked_at is None and (scope in self.scopes or "admin" in self.scopes)
+
+
+class _KeyFile(msgspec.Struct):
+    keys: list[ApiKey] = msgspec.field(default_factory=list)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class UnknownKey(LookupError):
+    pass
+
+
+class KeyStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._cache: tuple[float, dict[str, ApiKey]] | None = None
+
+    def _read(self) -> _KeyFile:
+        if not self.path.exists():
+            return _KeyFile()
+        return msgspec.json.decode(self.path.read_bytes(), type=_KeyFile)
+
+    def _write(self, content: _KeyFile) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(msgspec.json.format(msgspec.json.encode(content)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+
+    def _edit(self):  # type: ignore[no-untyped-def]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return _Locked(self.path.with_name(f".{self.path.name}.lock"))
+
+    def create(self, scopes: list[str], name: str = "") -> tuple[ApiKey, str]:
+        bad = [s for s in scopes if s not in SCOPES]
+        if bad or not scopes:
+            raise ValueError(f"unknown scope(s) {bad or scopes}; choose from {', '.join(SCOPES)}")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        key = ApiKey(
+            key_id=key_id,
+            name=name,
+            scopes=sorted(set(scopes)),
+            secret_sha256=_hash(secret),
+            created_at=time.time(),
+        )
+        with self._edit():
+            content = self._read()
+            content.keys.append(key)
+            self._write(content)
+        return key, f"pn_{key_id}_{secret}"
+
+    def list(self) -> list[ApiKey]:
+        return self._read().keys
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self._edit():
+            content = self._read()
+            for i, key in enumerate(content.keys):
+                if key.key_id == key_id:
+                    revoked = msgspec.structs.replace(key, revoked_at=key.revoked_at or time.time())
+                    content.keys[i] = revoked
+                    self._write(content)
+                    return revoked
+        raise UnknownKey(f"no key with id {key_id!r}")
+
+    def verify(self, token: str) -> ApiKey | None:
+        """The live key a token belongs to, or None; constant-time in the secret."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "pn":
+            return None
+        key = self._by_id().get(parts[1])
+        if key is None or key.revoked_at is not None:
+            return None
+        return key if hmac.compare_digest(key.secret_sha256, _hash(parts[2])) else None
+
+    def _by_id(self) -> dict[str, ApiKey]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._cache is None or self._cache[0] != mtime:
+            self._cache = (mtime, {k.key_id: k for k in self._read().keys})
+        return self._cache[1]
+
+
+class _Locked:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)

@@ -1,0 +1,21 @@
+"""Liveness and readiness for orchestrators: alive means the process answers; ready means it can store events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The service can accept events")
+async def readyz(request: Request) -> JSONResponse:
+    event_log = request.app.state.event_log
+    checks = {"log_writable": bool(event_log is not None and event_log.healthy)}
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
