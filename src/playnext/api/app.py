@@ -27,11 +27,14 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = event_log is None
-        app.state.event_log = event_log or EventLog(
-            settings.log_dir,
-            segment_max_bytes=settings.segment_max_bytes,
-            group_max_events=settings.group_commit_max_events,
-        ).open()
+        app.state.event_log = (
+            event_log
+            or EventLog(
+                settings.log_dir,
+                segment_max_bytes=settings.segment_max_bytes,
+                group_max_events=settings.group_commit_max_events,
+            ).open()
+        )
         try:
             yield
         finally:

@@ -19,7 +19,7 @@ from typing import Literal
 
 import msgspec
 
-from playnext.events.log import fsync_dir
+from playnext.durable import atomic_write
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
@@ -61,14 +61,7 @@ class KeyStore:
         return msgspec.json.decode(self.path.read_bytes(), type=_KeyFile)
 
     def _write(self, content: _KeyFile) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(msgspec.json.format(msgspec.json.encode(content)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        atomic_write(self.path, msgspec.json.format(msgspec.json.encode(content)), mode=0o600)
 
     def _edit(self):  # type: ignore[no-untyped-def]
         self.path.parent.mkdir(parents=True, exist_ok=True)

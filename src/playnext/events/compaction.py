@@ -21,13 +21,12 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from playnext.events import framing
+from playnext.events.lake_events import events_table, write_event_partitions
 from playnext.events.log import EventLog, LogLocked, sealed_segments
 from playnext.events.schema import ARROW_SCHEMA
-from playnext.lake.table import LakeTable
 
 log = logging.getLogger(__name__)
 
-EVENTS_TABLE = "events"
 # Payload bytes folded into one commit: bounds memory, and makes progress visible on a large backlog.
 DEFAULT_COMMIT_BYTES = 256 * 1024 * 1024
 
@@ -46,10 +45,6 @@ class CompactionResult:
     partitions: set[str] = field(default_factory=set)
     deleted_segments: int = 0
     swept_orphans: int = 0
-
-
-def events_table(lake_dir: Path) -> LakeTable:
-    return LakeTable(lake_dir / EVENTS_TABLE)
 
 
 def segment_events(path: Path) -> pa.Table:
@@ -81,10 +76,14 @@ def _unique_events(table: pa.Table) -> pa.Table:
     log.warning("duplicate event ids in the log; keeping the first of each")
     con = duckdb.connect()
     con.register("batch", table)
-    return con.sql(
-        "SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY event_id) AS rn FROM batch) "
-        "WHERE rn = 1"
-    ).arrow().cast(ARROW_SCHEMA)
+    return (
+        con.sql(
+            "SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY event_id) AS rn FROM batch) "
+            "WHERE rn = 1"
+        )
+        .to_arrow_table()
+        .cast(ARROW_SCHEMA)
+    )
 
 
 def compact(
@@ -117,7 +116,7 @@ def compact(
             chunk.append((seq, path))
             size += path.stat().st_size
         batch = _unique_events(pa.concat_tables(segment_events(p) for _, p in chunk))
-        added = _write_partitions(table, batch, tag=f"seg{chunk[0][0]:012d}-{chunk[-1][0]:012d}")
+        added = write_event_partitions(table, batch, tag=f"seg{chunk[0][0]:012d}-{chunk[-1][0]:012d}")
         last = chunk[-1][0]
         table.commit(add=added, meta={"compacted_through": last})
         for _, path in chunk:
@@ -131,15 +130,3 @@ def compact(
         if on_progress:
             on_progress(progressed, total)
     return result
-
-
-def _write_partitions(table: LakeTable, batch: pa.Table, tag: str) -> list:
-    if batch.num_rows == 0:
-        return []
-    dates = pc.cast(batch["ts"], pa.date32())
-    added = []
-    for day in pc.unique(dates).to_pylist():
-        part = batch.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
-        part = part.sort_by([("ts", "ascending")])
-        added.append(table.write_file(part, partition=f"date={day.isoformat()}", tag=tag))
-    return added

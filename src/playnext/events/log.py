@@ -31,6 +31,7 @@ from pathlib import Path
 
 import msgspec
 
+from playnext.durable import fsync_dir
 from playnext.events import framing
 from playnext.events.dedup import SeenIds, digest
 from playnext.events.schema import Event, encode_lines
@@ -64,14 +65,6 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
             if digits.isdigit():
                 found.append((int(digits), path))
     return sorted(found)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _IdOnly(msgspec.Struct):
@@ -428,4 +421,3 @@ __all__ = [
     "sealed_segments",
     "segment_path",
 ]
-

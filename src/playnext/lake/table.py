@@ -22,7 +22,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from playnext.events.log import fsync_dir
+from playnext.durable import atomic_write, fsync_dir
 
 MANIFEST = "_manifest.json"
 # Files that no manifest names are deleted only when older than this, so a concurrent writer's files that are
@@ -121,13 +121,7 @@ class LakeTable:
                 meta={**current.meta, **(meta or {})},
                 committed_at=time.time(),
             )
-            tmp = self.directory / f".{MANIFEST}.tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(msgspec.json.format(msgspec.json.encode(new)))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.directory / MANIFEST)
-            fsync_dir(self.directory)
+            atomic_write(self.directory / MANIFEST, msgspec.json.format(msgspec.json.encode(new)))
         for path in removing:
             (self.directory / path).unlink(missing_ok=True)
         return new

@@ -1,0 +1,1 @@
+"""Stage ①: what can be played, and what it is (genres, duration, release date, language)."""

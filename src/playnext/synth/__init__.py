@@ -1,0 +1,1 @@
+"""A listening simulator with known ground-truth tastes, for demos, tests and benchmarks at any scale."""
