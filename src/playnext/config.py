@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # A new log segment is started past this size; only sealed segments are compacted into the lake.
     segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    # A non-empty active segment older than this is sealed, so compaction sees recent events on a quiet server.
+    segment_max_age_s: float = Field(default=300.0, gt=0)
+    # Log bytes folded into the lake per manifest commit: bounds compaction's memory.
+    compact_commit_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     # Upper bound on events written under one fsync; keeps the tail latency of a group bounded.
     group_commit_max_events: int = Field(default=20_000, ge=1)
     # Events further in the future than this are rejected: they are clock bugs, and would land in the lake

@@ -16,7 +16,7 @@ from playnext.api import errors
 from playnext.api.keys import KeyStore
 from playnext.api.routes import events, health
 from playnext.config import Settings
-from playnext.events.log import EventLog
+from playnext.events.log import EventLog, event_log_for
 from playnext.events.schema import Event
 from playnext.events.validation import Clock, IngestReport
 
@@ -27,14 +27,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = event_log is None
-        app.state.event_log = (
-            event_log
-            or EventLog(
-                settings.log_dir,
-                segment_max_bytes=settings.segment_max_bytes,
-                group_max_events=settings.group_commit_max_events,
-            ).open()
-        )
+        app.state.event_log = event_log or event_log_for(settings).open()
         try:
             yield
         finally:

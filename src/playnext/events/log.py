@@ -31,6 +31,7 @@ from pathlib import Path
 
 import msgspec
 
+from playnext.config import Settings
 from playnext.durable import fsync_dir
 from playnext.events import framing
 from playnext.events.dedup import SeenIds, digest
@@ -154,6 +155,7 @@ class EventLog:
     directory: Path
     segment_max_bytes: int = 64 * 1024 * 1024
     group_max_events: int = 20_000
+    segment_max_age_s: float = 300.0
     stats: LogStats = field(default_factory=LogStats)
 
     def __post_init__(self) -> None:
@@ -166,6 +168,7 @@ class EventLog:
         self._size = 0
         self._seen: SeenIds | None = None
         self._failed: BaseException | None = None
+        self._opened_at = 0.0
         self._closed = True
 
     # -- life cycle -------------------------------------------------------------------------------------------
@@ -278,13 +281,18 @@ class EventLog:
         path = segment_path(self.directory, self._seq)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = os.fstat(self._fd).st_size
+        self._opened_at = time.monotonic()
         fsync_dir(self.directory)
 
     # -- the writer thread ------------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=min(1.0, self.segment_max_age_s))
+            except queue.Empty:
+                self._rotate_if_old()
+                continue
             if item is _STOP:
                 return
             if isinstance(item, _Rotate):
@@ -328,6 +336,8 @@ class EventLog:
                 self._seen.add((digest(e.event_id) for e in fresh), self._seq, self._size)
                 if self._size >= self.segment_max_bytes:
                     self._seal_and_start_next()
+                else:
+                    self._rotate_if_old()
         except BaseException as exc:  # every waiter must hear about it, or a client hangs forever
             for p in group:
                 if not p.future.done():
@@ -388,7 +398,15 @@ class EventLog:
         self._seq += 1
         self._fd = os.open(segment_path(self.directory, self._seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = 0
+        self._opened_at = time.monotonic()
         fsync_dir(self.directory)
+
+    def _rotate_if_old(self) -> None:
+        if self._size > 0 and self._failed is None and time.monotonic() - self._opened_at >= self.segment_max_age_s:
+            try:
+                self._seal_and_start_next()
+            except OSError as exc:
+                self._failed = exc
 
     def _do_rotate(self, item: _Rotate) -> None:
         try:
@@ -405,8 +423,14 @@ def sealed_segments(directory: Path) -> list[tuple[int, Path]]:
     return list_segments(directory)[:-1]
 
 
-def open_log(directory: Path, *, segment_max_bytes: int, group_max_events: int) -> EventLog:
-    return EventLog(directory, segment_max_bytes=segment_max_bytes, group_max_events=group_max_events).open()
+def event_log_for(settings: Settings) -> EventLog:
+    """The log as configured; not yet opened (``open()`` or ``with``)."""
+    return EventLog(
+        settings.log_dir,
+        segment_max_bytes=settings.segment_max_bytes,
+        group_max_events=settings.group_commit_max_events,
+        segment_max_age_s=settings.segment_max_age_s,
+    )
 
 
 __all__ = [
@@ -415,9 +439,9 @@ __all__ = [
     "LogLocked",
     "LogStats",
     "LogUnavailable",
+    "event_log_for",
     "frame_event_ids",
     "list_segments",
-    "open_log",
     "sealed_segments",
     "segment_path",
 ]

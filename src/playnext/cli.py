@@ -1,0 +1,360 @@
+"""The one ``playnext`` command. Each subcommand parses arguments, calls a library function, and prints.
+
+Nothing here holds logic that tests or the HTTP API would have to reach through the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from playnext.config import Settings, load_settings
+
+app = typer.Typer(
+    help="playnext: events in, personalized audio out.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+events_app = typer.Typer(help="Import events and compact the log into the lake.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Import the catalog: tracks, artists, albums, shows, episodes, audiobooks.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(events_app, name="events")
+app.add_typer(catalog_app, name="catalog")
+
+out = Console()
+err = Console(stderr=True)
+SHOWN_PROBLEMS = 20
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    return ctx.obj
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where playnext keeps its data (env PLAYNEXT_DATA_DIR).")
+    ] = None,
+) -> None:
+    try:
+        ctx.obj = load_settings(data_dir=data_dir)
+    except Exception as exc:  # a bad config file or env var: say which setting, not a traceback
+        fail(f"invalid settings: {exc}")
+
+
+# -- serve ----------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: settings.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.port).")] = None,
+) -> None:
+    """Start the HTTP service (events collector, health, OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from playnext.api.app import create_app
+    from playnext.events.log import LogLocked
+
+    settings = settings_of(ctx)
+    settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    try:
+        application = create_app(settings)
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=10,
+        )
+    except LogLocked as exc:
+        fail(str(exc))
+
+
+# -- keys -----------------------------------------------------------------------------------------------------
+
+
+class ScopeName(StrEnum):
+    ingest = "ingest"
+    read = "read"
+    admin = "admin"
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    scope: Annotated[list[ScopeName], typer.Option(help="Scope(s) of the key; repeat for several.")],
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
+) -> None:
+    """Make a key. It is shown once; only its hash is stored."""
+    from playnext.api.keys import KeyStore
+
+    key, token = KeyStore(settings_of(ctx).keys_file).create([s.value for s in scope], name=name)
+    if quiet:
+        print(token)
+    else:
+        out.print(f"key id {key.key_id}, scopes {', '.join(key.scopes)}. Keep it now; it is not shown again:")
+        print(token)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """List keys (ids, names, scopes, state); secrets are never shown."""
+    from playnext.api.keys import KeyStore
+
+    table = Table("key id", "name", "scopes", "created", "state")
+    for key in KeyStore(settings_of(ctx).keys_file).list():
+        created = dt.datetime.fromtimestamp(key.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(key.key_id, key.name, ", ".join(key.scopes), created, "revoked" if key.revoked_at else "active")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: str) -> None:
+    """Revoke a key; requests with it are refused from then on."""
+    from playnext.api.keys import KeyStore, UnknownKey
+
+    try:
+        KeyStore(settings_of(ctx).keys_file).revoke(key_id)
+    except UnknownKey as exc:
+        fail(str(exc))
+    out.print(f"revoked {key_id}")
+
+
+# -- events ---------------------------------------------------------------------------------------------------
+
+
+def _bytes_progress(total: int) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _report_problems(path: Path, problems: list[tuple[int, str]], total: int) -> None:
+    for line, reason in problems[:SHOWN_PROBLEMS]:
+        err.print(f"{path}:{line}: {reason}", highlight=False, markup=False, soft_wrap=True)
+    if total > SHOWN_PROBLEMS:
+        err.print(f"... and {total - SHOWN_PROBLEMS:,} more rejected lines in {path}", highlight=False)
+
+
+@events_app.command("import")
+def events_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="NDJSON (.ndjson/.jsonl/.json), CSV or Parquet file of events.")],
+    format: Annotated[str | None, typer.Option("--format", help="ndjson | csv | parquet (default: by suffix).")] = None,
+) -> None:
+    """Import events with the same validation, dedup and durability as the HTTP API.
+
+    Bad lines are reported as FILE:LINE and skipped; good lines are kept. Exits 1 if any line was rejected.
+    """
+    from playnext.events.importer import import_events
+    from playnext.events.log import LogLocked, event_log_for
+    from playnext.events.validation import Clock
+    from playnext.records import UnreadableFile
+
+    settings = settings_of(ctx)
+    clock = Clock(dt.timedelta(seconds=settings.max_clock_skew_s))
+    try:
+        size = file.stat().st_size if file.is_file() else 0
+        with (
+            event_log_for(settings) as event_log,
+            _bytes_progress(size) as progress,
+        ):
+            task = progress.add_task(f"importing {file.name}", total=size)
+            report = import_events(
+                file, event_log, clock, fmt=format, on_progress=lambda done: progress.update(task, completed=done)
+            )
+    except (LogLocked, UnreadableFile) as exc:
+        fail(str(exc))
+    _report_problems(file, report.problems, report.rejected)
+    out.print(
+        f"{file}: {report.accepted:,} events stored, {report.duplicates:,} duplicates skipped, "
+        f"{report.rejected:,} lines rejected",
+        highlight=False,
+    )
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@events_app.command("compact")
+def events_compact(ctx: typer.Context) -> None:
+    """Fold sealed log segments into the lake (Parquet by event date). Safe to rerun; safe to kill."""
+    from playnext.events.compaction import CorruptSegment, compact
+
+    settings = settings_of(ctx)
+    try:
+        with _bytes_progress(0) as progress:
+            task = progress.add_task("compacting", total=None)
+            result = compact(
+                settings.log_dir,
+                settings.lake_dir,
+                segment_max_bytes=settings.segment_max_bytes,
+                commit_bytes=settings.compact_commit_bytes,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except CorruptSegment as exc:
+        fail(str(exc))
+    out.print(
+        f"compacted {len(result.segments)} segment(s): {result.events:,} events into {result.files} file(s) "
+        f"across {len(result.partitions)} day(s)",
+        highlight=False,
+    )
+
+
+# -- catalog --------------------------------------------------------------------------------------------------
+
+
+@catalog_app.command("import")
+def catalog_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV, NDJSON or Parquet file of one catalog kind.")],
+    kind: Annotated[
+        str | None, typer.Option(help="artists | albums | tracks | shows | episodes | audiobooks (default: file name).")
+    ] = None,
+    format: Annotated[str | None, typer.Option("--format", help="ndjson | csv | parquet (default: by suffix).")] = None,
+) -> None:
+    """Import catalog records; a record with an id already present replaces it. Exits 1 if any line was rejected."""
+    from playnext.catalog.store import UnknownKind, import_catalog
+    from playnext.records import UnreadableFile
+
+    settings = settings_of(ctx)
+    try:
+        size = file.stat().st_size if file.is_file() else 0
+        with _bytes_progress(size) as progress:
+            task = progress.add_task(f"importing {file.name}", total=size)
+            report = import_catalog(
+                file, settings.catalog_dir, kind, fmt=format, on_progress=lambda d: progress.update(task, completed=d)
+            )
+    except (UnknownKind, UnreadableFile) as exc:
+        fail(str(exc))
+    _report_problems(file, report.problems, report.rejected)
+    out.print(
+        f"{file}: {report.imported:,} {report.kind} imported ({report.replaced:,} replaced), "
+        f"{report.rejected:,} lines rejected; {report.total:,} {report.kind} in the catalog",
+        highlight=False,
+    )
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+# -- sql ------------------------------------------------------------------------------------------------------
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="SQL over the views events, tracks, artists, albums, shows, …")],
+    format: Annotated[OutputFormat, typer.Option("--format", help="How to print the result.")] = OutputFormat.table,
+    max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 100,
+) -> None:
+    """Query the lake and the catalog with DuckDB."""
+    import duckdb
+
+    from playnext.lake.query import connect
+
+    con = connect(settings_of(ctx))
+    try:
+        result = con.sql(query)
+        rows = result.to_arrow_table() if result is not None else None
+    except duckdb.Error as exc:
+        fail(str(exc).strip())
+    if rows is None:
+        return
+    if format is OutputFormat.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(rows, sys.stdout.buffer)
+    elif format is OutputFormat.json:
+        import msgspec
+
+        sys.stdout.buffer.write(msgspec.json.encode(rows.to_pylist()) + b"\n")
+    else:
+        table = Table(*rows.column_names)
+        for row in rows.slice(0, max_rows).to_pylist():
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        out.print(table)
+        if rows.num_rows > max_rows:
+            err.print(f"{rows.num_rows - max_rows:,} more rows (use --max-rows, or --format csv)")
+
+
+# -- simulate -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    users: Annotated[int, typer.Option(min=1, help="Listeners.")] = 1000,
+    tracks: Annotated[
+        int, typer.Option(min=20, help="Tracks (artists, albums, podcasts and audiobooks scale).")
+    ] = 5000,
+    days: Annotated[int, typer.Option(min=1, help="Days of history.")] = 28,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same world.")] = 7,
+    start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD) (default: DAYS before today).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace events and catalog already in the lake.")] = False,
+) -> None:
+    """Simulate a catalog and listeners with hidden tastes; write history to the lake and the truth beside it."""
+    from playnext.synth.simulate import LakeNotEmpty
+    from playnext.synth.simulate import simulate as run_simulation
+    from playnext.synth.world import WorldParams
+
+    try:
+        first = dt.date.fromisoformat(start) if start else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
+        params = WorldParams(users=users, tracks=tracks, days=days, seed=seed, start=first)
+        params.validate()
+    except ValueError as exc:
+        fail(str(exc))
+    settings = settings_of(ctx)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} listeners"),
+        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("simulating", total=users)
+        try:
+            result = run_simulation(
+                settings, params, replace=replace, on_progress=lambda d, t: progress.update(task, completed=d)
+            )
+        except LakeNotEmpty as exc:
+            fail(str(exc))
+    out.print(
+        f"simulated {result.users:,} listeners and {result.tracks:,} tracks over {days} days from {first}: "
+        f"{result.events:,} events in {result.seconds:.1f} s; ground truth in {settings.synth_dir}",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
