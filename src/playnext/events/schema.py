@@ -96,7 +96,7 @@ ARROW_SCHEMA = pa.schema(
         ("event_id", pa.string()),
         ("type", pa.string()),
         ("user_id", pa.string()),
-        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("ts", pa.timestamp("us", tz="UTC")),
         ("item_id", pa.string()),
         ("item_type", pa.string()),
         ("country", pa.string()),

@@ -244,7 +244,7 @@ def _to_arrow(world: World, parts: list[dict[str, np.ndarray]], first_event: int
         "event_id": _ids(pa.scalar(f"sim{world.params.seed}-"), np.arange(first_event, first_event + n)),
         "type": _labels(etype, _TYPES),
         "user_id": _ids(pa.scalar("u"), user),
-        "ts": pa.array(cat("ts"), pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        "ts": pa.array(cat("ts") * 1000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "item_id": _ids(prefixes, item),
         "item_type": _labels(kind, tuple(k[1] for k in _KINDS)),
         "country": _labels(world.user_country[user], COUNTRIES),

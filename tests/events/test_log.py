@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from playnext.events import framing
+from playnext.events.log import EventLog, LogLocked, LogUnavailable, list_segments, sealed_segments
+from tests.events.helpers import events, ids_in_log
+
+
+def test_duplicate_event_id_is_stored_once(tmp_path: Path) -> None:
+    batch = events(3)
+    with EventLog(tmp_path) as log:
+        assert log.append(batch) == [True, True, True]
+        assert log.append(batch + events(1, prefix="new")) == [False, False, False, True]
+    assert Counter(ids_in_log(tmp_path)) == Counter(["e0", "e1", "e2", "new0"])
+
+
+def test_duplicate_within_one_batch_is_stored_once(tmp_path: Path) -> None:
+    batch = events(2)
+    with EventLog(tmp_path) as log:
+        assert log.append([batch[0], batch[1], batch[0]]) == [True, True, False]
+    assert sorted(ids_in_log(tmp_path)) == ["e0", "e1"]
+
+
+def test_duplicate_event_id_is_stored_once_across_restarts(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.append(events(5))
+    with EventLog(tmp_path) as log:
+        assert log.append(events(6)) == [False] * 5 + [True]
+    assert len(ids_in_log(tmp_path)) == 6
+
+
+def test_dedup_index_is_rebuilt_from_the_log_if_lost(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.append(events(5))
+    for name in ("seen.sqlite", "seen.sqlite-wal", "seen.sqlite-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    with EventLog(tmp_path) as log:
+        assert log.stats.replayed_events == 5
+        assert log.append(events(5)) == [False] * 5
+
+
+@pytest.mark.parametrize("tail", [b"PNF1\x10\x00\x00\x00", b"\x00" * 4096, b"garbage that is not a frame"])
+def test_a_torn_tail_is_cut_off_and_the_log_starts(tmp_path: Path, tail: bytes) -> None:
+    with EventLog(tmp_path) as log:
+        log.append(events(3))
+    _, last = list_segments(tmp_path)[-1]
+    good_size = last.stat().st_size
+    with open(last, "ab") as fh:
+        fh.write(tail)
+    # The writer always recovers the newest segment, so make the torn one the newest.
+    for seq, path in list_segments(tmp_path):
+        if path.stat().st_size == 0:
+            path.unlink()
+    with EventLog(tmp_path) as log:
+        assert log.stats.recovered_bytes_cut == len(tail)
+        assert log.append(events(4)) == [False, False, False, True]
+    assert last.stat().st_size == good_size
+    assert sorted(ids_in_log(tmp_path)) == ["e0", "e1", "e2", "e3"]
+
+
+def test_a_frame_torn_in_its_payload_is_detected_by_checksum(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.append(events(2))
+        log.append(events(2, prefix="late"))
+    seq, path = [s for s in list_segments(tmp_path) if s[1].stat().st_size][-1]
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # flip a byte inside the last frame's payload
+    path.write_bytes(bytes(data))
+    for s, p in list_segments(tmp_path):
+        if s > seq:
+            p.unlink()
+    scan = framing.scan(path)
+    assert scan.torn and len(scan.frames) == 1
+    with EventLog(tmp_path):
+        pass
+    assert sorted(ids_in_log(tmp_path)) == ["e0", "e1"]
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
+    with EventLog(tmp_path), pytest.raises(LogLocked, match=str(os.getpid())):
+        EventLog(tmp_path).open()
+
+
+def test_concurrent_batches_share_fsyncs(tmp_path: Path) -> None:
+    n_threads, per_thread = 16, 40
+    with EventLog(tmp_path) as log:
+        barrier = threading.Barrier(n_threads)
+
+        def client(t: int) -> None:
+            barrier.wait()
+            for i in range(per_thread):
+                assert log.append(events(1, prefix=f"t{t}-{i}-")) == [True]
+
+        threads = [threading.Thread(target=client, args=(t,)) for t in range(n_threads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert log.stats.events_stored == n_threads * per_thread
+        assert log.stats.fsyncs < n_threads * per_thread
+    assert len(set(ids_in_log(tmp_path))) == n_threads * per_thread
+
+
+def test_segments_roll_over_at_the_size_limit_and_older_ones_are_sealed(tmp_path: Path) -> None:
+    with EventLog(tmp_path, segment_max_bytes=4096) as log:
+        for i in range(30):
+            log.append(events(5, prefix=f"b{i}-"))
+        active = log.active_segment
+    assert len(list_segments(tmp_path)) > 3
+    assert all(seq < active for seq, _ in sealed_segments(tmp_path))
+    assert len(ids_in_log(tmp_path)) == 150
+
+
+def test_a_quiet_segment_is_sealed_after_its_maximum_age(tmp_path: Path) -> None:
+    with EventLog(tmp_path, segment_max_age_s=0.05) as log:
+        log.append(events(2))
+        first = log.active_segment
+        threading.Event().wait(1.5)
+        assert log.active_segment > first
+
+
+def test_a_failed_write_acknowledges_nothing_and_leaves_no_garbage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.fdatasync
+    calls = {"n": 0}
+
+    def failing_once(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        real(fd)
+
+    with EventLog(tmp_path) as log:
+        monkeypatch.setattr(os, "fdatasync", failing_once)
+        assert log.append(events(1, prefix="a")) == [True]
+        with pytest.raises(LogUnavailable, match="No space left"):
+            log.append(events(1, prefix="b"))
+        assert log.append(events(1, prefix="c")) == [True]
+        # The failed event was never acknowledged, so a retry stores it.
+        assert log.append(events(1, prefix="b")) == [True]
+    assert sorted(ids_in_log(tmp_path)) == ["a0", "b0", "c0"]
+
+
+def test_appending_to_a_closed_log_fails_clearly(tmp_path: Path) -> None:
+    log = EventLog(tmp_path).open()
+    log.close()
+    with pytest.raises(LogUnavailable, match="closed"):
+        log.append(events(1))
