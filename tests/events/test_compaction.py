@@ -96,7 +96,7 @@ def test_a_crash_after_the_commit_but_before_deleting_segments_doubles_nothing(
 
 
 def test_a_corrupt_sealed_segment_stops_compaction_with_its_name(filled_log: Path, tmp_path: Path) -> None:
-    _, path = [s for s in list_segments(filled_log) if s[1].stat().st_size][0]
+    _, path = next(s for s in list_segments(filled_log) if s[1].stat().st_size)
     data = bytearray(path.read_bytes())
     data[20] ^= 0xFF
     path.write_bytes(bytes(data))

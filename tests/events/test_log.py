@@ -54,7 +54,7 @@ def test_a_torn_tail_is_cut_off_and_the_log_starts(tmp_path: Path, tail: bytes) 
     with open(last, "ab") as fh:
         fh.write(tail)
     # The writer always recovers the newest segment, so make the torn one the newest.
-    for seq, path in list_segments(tmp_path):
+    for _seq, path in list_segments(tmp_path):
         if path.stat().st_size == 0:
             path.unlink()
     with EventLog(tmp_path) as log:
