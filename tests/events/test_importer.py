@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import csv
-import re
 import datetime as dt
+import re
 from pathlib import Path
 
 import msgspec
