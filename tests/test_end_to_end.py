@@ -1,0 +1,84 @@
+"""A user's first hour: simulate, import, serve, ingest, compact, query; all through the CLI and HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from tests.conftest import event
+from tests.e2e import Server, env_for, playnext
+
+pytestmark = pytest.mark.slow
+
+
+def test_simulate_serve_ingest_compact_and_query(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "data")
+    sim = playnext("simulate", "--users", "40", "--tracks", "300", "--days", "3", "--start", "2026-11-01", env=env)
+    assert "40 listeners" in sim.stdout
+    key = playnext("keys", "create", "--scope", "ingest", "--quiet", env=env).stdout.strip()
+
+    server = Server(env)
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        batch = [event(event_id=f"live-{i}", ts="2026-11-04T12:00:00Z") for i in range(25)]
+        r = httpx.post(f"{server.url}/v1/events", json=batch + [batch[0]], headers=headers)
+        assert r.status_code == 200 and r.json()["accepted"] == 25 and r.json()["duplicates"] == 1
+        assert httpx.post(f"{server.url}/v1/events", json=batch).json()["error"] == "unauthorized"
+        assert "paths" in httpx.get(f"{server.url}/openapi.json").json()
+        # The log belongs to the server while it runs; the CLI says so instead of corrupting it.
+        locked = playnext("events", "import", str(tmp_path / "x.ndjson"), env=env, check=False)
+        assert locked.returncode == 2 and "in use by process" in locked.stderr
+    finally:
+        server.stop()
+
+    compacted = playnext("events", "compact", env=env)
+    assert "25 events" in compacted.stdout
+    rows = json.loads(
+        playnext(
+            "sql", "SELECT count(*) AS n FROM events WHERE event_id LIKE 'live-%'", "--format", "json", env=env
+        ).stdout
+    )
+    assert rows == [{"n": 25}]
+    csv_out = playnext("sql", "SELECT count(*) AS n FROM tracks", "--format", "csv", env=env).stdout
+    assert csv_out.splitlines() == ['"n"', "300"]
+
+
+def test_import_reports_bad_lines_with_file_and_line_and_keeps_the_good(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "data")
+    path = tmp_path / "history.ndjson"
+    path.write_bytes(
+        msgspec.json.encode(event(event_id="ok-1"))
+        + b"\n{oops\n"
+        + msgspec.json.encode(event(event_id="ok-2"))
+        + b"\n"
+        + msgspec.json.encode(event(event_id="bad", item_type="video"))
+        + b"\n"
+    )
+    result = playnext("events", "import", str(path), env=env, check=False)
+    assert result.returncode == 1
+    assert f"{path}:2:" in result.stderr and f"{path}:4:" in result.stderr
+    assert "2 events stored" in result.stdout
+    again = playnext("events", "import", str(path), env=env, check=False)
+    assert "0 events stored, 2 duplicates" in again.stdout
+    playnext("events", "compact", env=env)
+    ids = json.loads(playnext("sql", "SELECT event_id FROM events ORDER BY 1", "--format", "json", env=env).stdout)
+    assert ids == [{"event_id": "ok-1"}, {"event_id": "ok-2"}]
+
+
+def test_catalog_import_and_clear_cli_errors(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "data")
+    tracks = tmp_path / "tracks.csv"
+    tracks.write_text("id,name,artist_id,duration_ms\nt1,One,a1,200000\nt2,Two,a1,zero\n")
+    result = playnext("catalog", "import", str(tracks), env=env, check=False)
+    assert result.returncode == 1 and f"{tracks}:3:" in result.stderr
+    assert "1 tracks imported" in result.stdout
+    bad_sql = playnext("sql", "SELECT nope FROM tracks", env=env, check=False)
+    assert bad_sql.returncode == 2 and "nope" in bad_sql.stderr and "Traceback" not in bad_sql.stderr
+    missing = playnext("events", "import", str(tmp_path / "missing.csv"), env=env, check=False)
+    assert missing.returncode == 2 and "missing.csv: no such file" in missing.stderr
+    for command in (["--help"], ["events", "--help"], ["keys", "create", "--help"], ["simulate", "--help"]):
+        assert playnext(*command, env=env).returncode == 0
