@@ -25,7 +25,7 @@ def test_simulate_serve_ingest_compact_and_query(tmp_path: Path) -> None:
     try:
         headers = {"Authorization": f"Bearer {key}"}
         batch = [event(event_id=f"live-{i}", ts="2026-11-04T12:00:00Z") for i in range(25)]
-        r = httpx.post(f"{server.url}/v1/events", json=batch + [batch[0]], headers=headers)
+        r = httpx.post(f"{server.url}/v1/events", json=[*batch, batch[0]], headers=headers)
         assert r.status_code == 200 and r.json()["accepted"] == 25 and r.json()["duplicates"] == 1
         assert httpx.post(f"{server.url}/v1/events", json=batch).json()["error"] == "unauthorized"
         assert "paths" in httpx.get(f"{server.url}/openapi.json").json()

@@ -123,3 +123,16 @@ def test_compaction_alongside_a_running_writer_takes_only_sealed_segments(tmp_pa
 def test_an_empty_or_missing_log_compacts_to_nothing(tmp_path: Path) -> None:
     assert compact(tmp_path / "nothing", tmp_path / "lake").events == 0
     assert compaction.events_table(tmp_path / "lake").manifest().files == []
+
+
+def test_a_segment_without_a_dedup_sidecar_is_compacted_but_kept(filled_log: Path, tmp_path: Path) -> None:
+    sealed = [(seq, p) for seq, p in list_segments(filled_log) if p.stat().st_size]
+    seq, path = sealed[0]
+    with EventLog(filled_log):  # a live writer, so compaction does not rebuild sidecars itself
+        (filled_log / f"segment-{seq:012d}.ids").unlink()  # as if the writer had died sealing it
+        result = compact(filled_log, tmp_path / "lake")
+        assert path.exists()
+    assert result.events == 120
+    again = compact(filled_log, tmp_path / "lake")  # now idle: the writer's open gave the segment its sidecar back
+    assert not path.exists() and again.events == 0
+    assert len(lake_ids(tmp_path / "lake")) == 120

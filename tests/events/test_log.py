@@ -38,11 +38,40 @@ def test_duplicate_event_id_is_stored_once_across_restarts(tmp_path: Path) -> No
 def test_dedup_index_is_rebuilt_from_the_log_if_lost(tmp_path: Path) -> None:
     with EventLog(tmp_path) as log:
         log.append(events(5))
-    for name in ("seen.sqlite", "seen.sqlite-wal", "seen.sqlite-shm"):
-        (tmp_path / name).unlink(missing_ok=True)
+    with EventLog(tmp_path):  # seals the first segment: its ids go to a sidecar
+        pass
+    sidecars = list(tmp_path.glob("*.ids"))
+    assert sidecars
+    for path in sidecars:
+        path.unlink()
     with EventLog(tmp_path) as log:
         assert log.stats.replayed_events == 5
         assert log.append(events(5)) == [False] * 5
+
+
+def test_dedup_survives_compaction_deleting_the_segments(tmp_path: Path) -> None:
+    from playnext.events.compaction import compact
+
+    log_dir = tmp_path / "log"
+    with EventLog(log_dir, segment_max_bytes=4096) as log:
+        for i in range(20):
+            log.append(events(5, prefix=f"b{i}-"))
+    result = compact(log_dir, tmp_path / "lake")
+    assert result.events == 100 and ids_in_log(log_dir) == []
+    with EventLog(log_dir) as log:
+        assert log.append(events(5, prefix="b7-") + events(1, prefix="fresh")) == [False] * 5 + [True]
+
+
+def test_many_sealed_segments_are_merged_into_few_files_on_start(tmp_path: Path) -> None:
+    from playnext.events import dedup
+
+    with EventLog(tmp_path, segment_max_bytes=2048) as log:
+        for i in range(3 * dedup.MAX_SIDECARS):
+            log.append(events(10, prefix=f"m{i}-"))
+    assert len(list(tmp_path.glob("*.ids"))) > dedup.MAX_SIDECARS
+    with EventLog(tmp_path) as log:
+        assert len(list(tmp_path.glob("*.ids"))) <= 2
+        assert not any(log.append(events(10, prefix=f"m{i}-"))[0] for i in range(3 * dedup.MAX_SIDECARS))
 
 
 @pytest.mark.parametrize("tail", [b"PNF1\x10\x00\x00\x00", b"\x00" * 4096, b"garbage that is not a frame"])

@@ -11,10 +11,11 @@ from typing import Annotated
 import msgspec
 import pyarrow as pa
 
-from playnext.events.schema import Id, Text
+from playnext.events.schema import Id, Text, require_printable
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Genre = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f|]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+# "|" separates genres in CSV cells, so it cannot be part of one.
+Genre = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^|]+$")]
 Genres = Annotated[list[Genre], msgspec.Meta(max_length=32)]
 Language = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]  # BCP-47-ish: en, pt-BR
 Duration = Annotated[int, msgspec.Meta(gt=0, le=100 * 3600 * 1000)]
@@ -24,6 +25,11 @@ class _Record(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=T
     id: Id
     name: Name
     genres: Genres = []
+
+    def __post_init__(self) -> None:
+        # Every text field of every kind must be printable; the struct's own field list names them.
+        text = tuple(n for n in self.__struct_fields__ if isinstance(getattr(self, n), (str, list)))
+        require_printable(self, text)
 
 
 class Artist(_Record, kw_only=True):

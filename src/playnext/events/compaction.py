@@ -22,7 +22,7 @@ import pyarrow.json as pj
 
 from playnext.events import framing
 from playnext.events.lake_events import events_table, write_event_partitions
-from playnext.events.log import EventLog, LogLocked, sealed_segments
+from playnext.events.log import EventLog, LogLocked, sealed_segments, sidecar_path
 from playnext.events.schema import ARROW_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,16 @@ def _unique_events(table: pa.Table) -> pa.Table:
     )
 
 
+def _delete_segment(log_dir: Path, seq: int, path: Path) -> int:
+    """Delete a compacted segment's events, but only once its ids are in a dedup sidecar: they are the only
+    record that those event ids were ever stored. Without one (a writer died sealing it) it stays until the next
+    writer has read it back."""
+    if not sidecar_path(log_dir, seq).exists():
+        return 0
+    path.unlink(missing_ok=True)
+    return 1
+
+
 def compact(
     log_dir: Path,
     lake_dir: Path,
@@ -104,8 +114,7 @@ def compact(
     segments = sealed_segments(log_dir)
     for seq, path in segments:
         if seq <= done:  # folded in by a run that crashed before deleting them
-            path.unlink(missing_ok=True)
-            result.deleted_segments += 1
+            result.deleted_segments += _delete_segment(log_dir, seq, path)
     todo = [(s, p) for s, p in segments if s > done]
     total = sum(p.stat().st_size for _, p in todo)
     progressed = 0
@@ -119,9 +128,8 @@ def compact(
         added = write_event_partitions(table, batch, tag=f"seg{chunk[0][0]:012d}-{chunk[-1][0]:012d}")
         last = chunk[-1][0]
         table.commit(add=added, meta={"compacted_through": last})
-        for _, path in chunk:
-            path.unlink(missing_ok=True)
-            result.deleted_segments += 1
+        for seq, path in chunk:
+            result.deleted_segments += _delete_segment(log_dir, seq, path)
         result.segments += [s for s, _ in chunk]
         result.events += batch.num_rows
         result.files += len(added)

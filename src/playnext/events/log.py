@@ -7,8 +7,7 @@ Why it looks like this:
 - **Dedup in the writer.** Checking ids where writes are serialized means two concurrent requests with the same
   ``event_id`` cannot both be stored.
 - **Crash recovery never refuses to start.** On open, a torn last frame (crash mid-write) is cut off; everything
-  before it was acknowledged and is kept. The dedup index is brought up to date by replaying the log from its
-  checkpoint.
+  before it was acknowledged and is kept. Segments that have no dedup sidecar yet are read back into the index.
 - **One writer.** A lock file keeps a second process from appending to the same segments; it fails fast with the
   holder's pid instead of interleaving frames.
 
@@ -34,7 +33,7 @@ import msgspec
 from playnext.config import Settings
 from playnext.durable import fsync_dir
 from playnext.events import framing
-from playnext.events.dedup import SeenIds, digest
+from playnext.events.dedup import SeenIds, digest, sidecar_path
 from playnext.events.schema import Event, encode_lines
 
 log = logging.getLogger(__name__)
@@ -176,9 +175,9 @@ class EventLog:
     def open(self) -> EventLog:
         self._lock.acquire()
         try:
-            self._seen = SeenIds(self.directory / "seen.sqlite")
             self._recover()
-            self._replay()
+            self._seen = SeenIds(self.directory)
+            self._replay(set(self._seen.load()))
             self._start_segment()
         except BaseException:
             self._release()
@@ -206,9 +205,7 @@ class EventLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self._seen is not None:
-            self._seen.close()
-            self._seen = None
+        self._seen = None
         self._lock.release()
 
     @property
@@ -259,18 +256,16 @@ class EventLog:
                 os.fsync(fh.fileno())
             self.stats.recovered_bytes_cut = cut
 
-    def _replay(self) -> None:
+    def _replay(self, covered: set[int]) -> None:
+        """Give every non-empty segment without a dedup sidecar one, from its events (a crash skipped it)."""
         assert self._seen is not None
-        cp_seq, cp_offset = self._seen.checkpoint()
         for seq, path in list_segments(self.directory):
-            if seq < cp_seq:
+            if seq in covered or path.stat().st_size == 0:
                 continue
-            start = cp_offset if seq == cp_seq else 0
-            result = framing.scan(path, start=min(start, path.stat().st_size))
-            ids = [i for f in result.frames for i in frame_event_ids(f.payload)]
-            if ids or seq > cp_seq:
-                self._seen.add((digest(i) for i in ids), seq, result.valid_end)
-                self.stats.replayed_events += len(ids)
+            ids = [i for f in framing.scan(path).frames for i in frame_event_ids(f.payload)]
+            self._seen.add(digest(i) for i in ids)
+            self._seen.seal(seq)
+            self.stats.replayed_events += len(ids)
 
     def _start_segment(self) -> None:
         segments = list_segments(self.directory)
@@ -328,12 +323,12 @@ class EventLog:
                 p.future.set_exception(LogUnavailable(f"the event log stopped after a write error: {self._failed}"))
             return
         try:
-            verdicts, fresh = self._dedup(group)
+            verdicts, fresh, fresh_digests = self._dedup(group)
             if fresh:
                 payload = encode_lines(fresh)
                 self._write_frame(framing.frame(payload))
                 assert self._seen is not None
-                self._seen.add((digest(e.event_id) for e in fresh), self._seq, self._size)
+                self._seen.add(fresh_digests)
                 if self._size >= self.segment_max_bytes:
                     self._seal_and_start_next()
                 else:
@@ -349,23 +344,28 @@ class EventLog:
             self.stats.events_duplicate += v.count(False)
             p.future.set_result(v)
 
-    def _dedup(self, group: list[_Pending]) -> tuple[list[list[bool]], list[Event]]:
+    def _dedup(self, group: list[_Pending]) -> tuple[list[list[bool]], list[Event], list[bytes]]:
         assert self._seen is not None
-        digests = [[digest(e.event_id) for e in p.events] for p in group]
-        flat = [d for ds in digests for d in ds]
-        seen = self._seen.present(flat)
+        digests = [digest(e.event_id) for p in group for e in p.events]
+        known = self._seen.present(digests).tolist()
         verdicts: list[list[bool]] = []
         fresh: list[Event] = []
-        for p, ds in zip(group, digests, strict=True):
+        fresh_digests: list[bytes] = []
+        taken: set[bytes] = set()  # a second copy later in the same group is a duplicate too
+        at = 0
+        for p in group:
             v = []
-            for event, d in zip(p.events, ds, strict=True):
-                is_new = d not in seen
+            for event in p.events:
+                d = digests[at]
+                is_new = not known[at] and d not in taken
                 if is_new:
-                    seen.add(d)  # a second copy later in the same group is a duplicate too
+                    taken.add(d)
                     fresh.append(event)
+                    fresh_digests.append(d)
                 v.append(is_new)
+                at += 1
             verdicts.append(v)
-        return verdicts, fresh
+        return verdicts, fresh, fresh_digests
 
     def _write_frame(self, data: bytes) -> None:
         assert self._fd is not None
@@ -391,10 +391,13 @@ class EventLog:
         self.stats.bytes_written += len(data)
 
     def _seal_and_start_next(self) -> None:
-        assert self._fd is not None
+        """Seal the active segment: its dedup sidecar is written before a newer segment exists, so every sealed
+        segment has one and compaction may delete its events."""
+        assert self._fd is not None and self._seen is not None
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
+        self._seen.seal(self._seq)
         self._seq += 1
         self._fd = os.open(segment_path(self.directory, self._seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = 0
@@ -444,4 +447,5 @@ __all__ = [
     "list_segments",
     "sealed_segments",
     "segment_path",
+    "sidecar_path",
 ]

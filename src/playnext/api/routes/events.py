@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
 from playnext.events.log import EventLog, LogUnavailable
-from playnext.events.validation import BadBody, IngestReport, split_body, validate
+from playnext.events.validation import BadBody, IngestReport, decode_whole, split_body, validate
 
 router = APIRouter()
 
@@ -70,17 +70,23 @@ async def ingest_events(request: Request) -> Response:
     if media not in _NDJSON_TYPES and media not in _JSON_TYPES:
         raise ApiError(415, "unsupported_media_type", "send application/json (an array) or application/x-ndjson")
     body = await _read_capped(request, settings.max_body_bytes)
-    try:
-        records = split_body(body, ndjson=media in _NDJSON_TYPES)
-    except BadBody as exc:
-        raise ApiError(400, "bad_body", str(exc)) from None
-    if not records:
+    ndjson = media in _NDJSON_TYPES
+    events = None if ndjson else decode_whole(body, request.app.state.clock)
+    if events is not None:
+        rejections = []
+        count = len(events)
+    else:
+        try:
+            records = split_body(body, ndjson=ndjson)
+        except BadBody as exc:
+            raise ApiError(400, "bad_body", str(exc)) from None
+        count = len(records)
+    if not count:
         raise ApiError(400, "empty_batch", "the batch holds no events")
-    if len(records) > settings.max_batch_events:
-        raise ApiError(
-            413, "batch_too_large", f"{len(records)} events in one batch; the limit is {settings.max_batch_events}"
-        )
-    events, _, rejections = validate(records, request.app.state.clock)
+    if count > settings.max_batch_events:
+        raise ApiError(413, "batch_too_large", f"{count} events in one batch; the limit is {settings.max_batch_events}")
+    if events is None:
+        events, _, rejections = validate(records, request.app.state.clock)
     report = IngestReport()
     if events:
         event_log: EventLog = request.app.state.event_log
