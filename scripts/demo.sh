@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One command: install everything and run the demo end to end on ./playnext-data (or $PLAYNEXT_DATA_DIR):
+# simulate a world, serve the collector, ingest live events over HTTP and a file through the CLI, compact the
+# log into the lake, and query it. Set DEMO_USERS / DEMO_TRACKS / DEMO_DAYS for a bigger world, and
+# DEMO_KEEP_SERVING=1 to leave the server running at the end.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+export PLAYNEXT_DATA_DIR="${PLAYNEXT_DATA_DIR:-$root/playnext-data}"
+port="${DEMO_PORT:-8000}"
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "1. simulate listeners with hidden tastes (history straight to the lake)"
+playnext simulate --users "${DEMO_USERS:-2000}" --tracks "${DEMO_TRACKS:-20000}" --days "${DEMO_DAYS:-28}" --replace
+
+say "2. an ingest key (only its hash is stored)"
+key="$(playnext keys create --scope ingest --name demo --quiet)"
+echo "created a key: ${key:0:18}…"
+
+say "3. serve the collector on 127.0.0.1:$port"
+playnext serve --port "$port" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$port/readyz"; echo
+
+say "4. live events over HTTP: the simulated listeners react to a served list (a good event, a duplicate, a bad one)"
+python - "$port" "$key" <<'PY'
+import datetime as dt, sys, httpx, msgspec
+from playnext.config import Settings
+from playnext.synth.respond import Listeners
+from playnext.synth.world import load_world
+port, key = sys.argv[1], sys.argv[2]
+world = load_world(Settings().synth_dir)
+listeners = Listeners(world, seed=1)
+now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+events = listeners.respond_events("u1", [f"t{i}" for i in range(10)], request_id="demo-req-1", surface="home", at=now)
+body = [msgspec.to_builtins(e) for e in events]
+body += [body[0], {"type": "play", "event_id": "bad-1", "user_id": "u1\u0000", "ts": "yesterday"}]
+answer = httpx.post(f"http://127.0.0.1:{port}/v1/events", json=body, headers={"Authorization": f"Bearer {key}"})
+report = answer.json()
+print(f"HTTP {answer.status_code}: {report['accepted']} accepted, {report['duplicates']} duplicate, {report['rejected']} rejected")
+for r in report["rejections"]:
+    print(f"  rejected #{r['index']}: {r['reason']}")
+PY
+
+say "5. stop the server; import a file of events through the CLI (bad lines are named, good ones kept)"
+kill "$server"; wait "$server" 2>/dev/null || true
+trap - EXIT
+file="$(mktemp --suffix=.ndjson)"
+cat > "$file" <<NDJSON
+{"type":"play","event_id":"file-1","user_id":"u2","ts":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","item_id":"t5","item_type":"track","ms_played":200000,"reason_end":"trackdone"}
+{"type":"save","event_id":"file-2","user_id":"u2","ts":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","item_id":"t5","item_type":"track"}
+{"type":"skip","event_id":"file-3","user_id":"u2","ts":"not a time","item_id":"t6","item_type":"track"}
+NDJSON
+playnext events import "$file" || echo "(exit code $?: one line was rejected, as intended)"
+rm -f "$file"
+
+say "6. compact the log into the lake (Parquet by event date)"
+playnext events compact
+
+say "7. query the lake and the catalog"
+playnext sql "SELECT type, count(*) AS events, count(DISTINCT user_id) AS listeners FROM events GROUP BY 1 ORDER BY 2 DESC"
+playnext sql "SELECT a.name AS artist, count(*) AS plays FROM events e JOIN tracks t ON e.item_id = t.id JOIN artists a ON t.artist_id = a.id WHERE e.type = 'play' GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+playnext sql "SELECT surface, position, item_id FROM events WHERE type = 'impression' ORDER BY position LIMIT 5"
+
+if [ "${DEMO_KEEP_SERVING:-0}" = "1" ]; then
+  say "serving on http://127.0.0.1:$port (OpenAPI at /openapi.json); Ctrl-C to stop"
+  exec playnext serve --port "$port"
+fi
+say "done: data in $PLAYNEXT_DATA_DIR; 'playnext serve' to start the collector again"
