@@ -24,8 +24,9 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playnext.events.schema import EVENT_DECODER, encode_lines  # noqa: E402
-from tests.e2e import Server, env_for, playnext  # noqa: E402
+from tests.e2e import Server, env_for, playnext
+
+from playnext.events.schema import EVENT_DECODER, encode_lines
 
 TEMPLATE = (
     '{{"type":"play","event_id":"{id}","user_id":"u{user}","ts":"2026-11-20T10:00:00Z",'
