@@ -45,7 +45,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.clock = Clock(max_skew=dt.timedelta(seconds=settings.max_clock_skew_s))
     app.state.event_log = event_log
     errors.install(app)
-    app.include_router(events.router)
+    app.router.routes.extend(events.routes)
     app.include_router(health.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -63,7 +63,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "oneOf": [{"$ref": f"#/components/schemas/{t.__name__}"} for t in Event.__args__],  # type: ignore[attr-defined]
         "discriminator": {"propertyName": "type"},
     }
-    ok = spec["paths"]["/v1/events"]["post"]["responses"]["200"]
-    ok["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/IngestReport"}}}
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    }
+    spec["paths"].update(events.OPENAPI)
+    spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     app.openapi_schema = spec
     return spec
