@@ -166,11 +166,21 @@ def events_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="NDJSON (.ndjson/.jsonl/.json), CSV or Parquet file of events.")],
     format: Annotated[str | None, typer.Option("--format", help="ndjson | csv | parquet (default: by suffix).")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Send to a running `playnext serve` at this URL instead of the local log.")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="PLAYNEXT_KEY", help="Ingest key for --url (env PLAYNEXT_KEY).")
+    ] = None,
 ) -> None:
     """Import events with the same validation, dedup and durability as the HTTP API.
 
     Bad lines are reported as FILE:LINE and skipped; good lines are kept. Exits 1 if any line was rejected.
+    While `playnext serve` runs it owns the log: import through it with --url and --key.
     """
+    from contextlib import AbstractContextManager
+
+    from playnext.events.collector_client import CollectorClient, CollectorError
     from playnext.events.importer import import_events
     from playnext.events.log import LogLocked, event_log_for
     from playnext.events.validation import Clock
@@ -178,17 +188,24 @@ def events_import(
 
     settings = settings_of(ctx)
     clock = Clock(dt.timedelta(seconds=settings.max_clock_skew_s))
+    if url and not key:
+        fail("--url needs an ingest key: --key or PLAYNEXT_KEY")
+    target: AbstractContextManager = CollectorClient(url, key or "") if url else event_log_for(settings)
     try:
-        size = file.stat().st_size if file.is_file() else 0
-        with (
-            event_log_for(settings) as event_log,
-            _bytes_progress(size) as progress,
-        ):
+        if not file.is_file():
+            raise UnreadableFile(f"{file}: no such file")
+        size = file.stat().st_size
+        with target as sink, _bytes_progress(size) as progress:
             task = progress.add_task(f"importing {file.name}", total=size)
             report = import_events(
-                file, event_log, clock, fmt=format, on_progress=lambda done: progress.update(task, completed=done)
+                file,
+                sink.append,
+                clock,
+                fmt=format,
+                chunk_size=min(settings.max_batch_events, 10_000) if url else 10_000,
+                on_progress=lambda done: progress.update(task, completed=done),
             )
-    except (LogLocked, UnreadableFile) as exc:
+    except (LogLocked, UnreadableFile, CollectorError) as exc:
         fail(str(exc))
     _report_problems(file, report.problems, report.rejected)
     out.print(

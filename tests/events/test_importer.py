@@ -22,7 +22,7 @@ CLOCK = Clock(dt.timedelta(hours=24))
 
 def run(path: Path, log_dir: Path, **kwargs: object):  # type: ignore[no-untyped-def]
     with EventLog(log_dir) as log:
-        return import_events(path, log, CLOCK, **kwargs)
+        return import_events(path, log.append, CLOCK, **kwargs)
 
 
 def test_ndjson_import_reports_bad_lines_by_number_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -6,9 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playnext.events.log import EventLog
+from playnext.events.schema import Event
 from playnext.events.validation import Clock, validate
 from playnext.records import read_chunks
+
+# Where validated events go: the local log's ``append`` or a ``CollectorClient``. Per event it answers True
+# (stored), False (a duplicate) or a reason the receiver rejected it for.
+Sink = Callable[[list[Event]], list[bool] | list[bool | str]]
 
 # Rejections kept for the report; beyond this only the count grows, so a garbage file cannot exhaust memory.
 MAX_REPORTED = 1000
@@ -30,7 +34,7 @@ class ImportReport:
 
 def import_events(
     path: Path,
-    event_log: EventLog,
+    sink: Sink,
     clock: Clock,
     *,
     fmt: str | None = None,
@@ -41,14 +45,17 @@ def import_events(
     for chunk in read_chunks(path, fmt, chunk_size):
         for line, reason in chunk.errors:
             report.reject(line, reason)
-        events, _, rejections = validate(chunk.records, clock, indexes=chunk.lines)
+        events, lines, rejections = validate(chunk.records, clock, indexes=chunk.lines)
         for r in rejections:
             report.reject(r.index, r.reason)
         if events:
-            stored = event_log.append(events)
-            fresh = sum(stored)
-            report.accepted += fresh
-            report.duplicates += len(stored) - fresh
+            for line, verdict in zip(lines, sink(events), strict=True):
+                if verdict is True:
+                    report.accepted += 1
+                elif verdict is False:
+                    report.duplicates += 1
+                else:
+                    report.reject(line, verdict)
         if on_progress:
             on_progress(chunk.bytes_read)
     report.problems.sort()

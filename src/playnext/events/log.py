@@ -97,7 +97,7 @@ class LogLock:
             os.close(fd)
             raise LogLocked(
                 f"the event log in {self._path.parent} is in use by process {holder}; "
-                "stop it (is `playnext serve` running?) or send events to it over HTTP"
+                "stop it, or send events to it over HTTP (`playnext events import FILE --url URL --key KEY`)"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
