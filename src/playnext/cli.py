@@ -17,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from playnext.config import Settings, load_settings
+from playnext.records import RejectedLines
 
 app = typer.Typer(
     help="playnext: events in, personalized audio out.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -154,11 +155,15 @@ def _bytes_progress(total: int) -> Progress:
     )
 
 
-def _report_problems(path: Path, problems: list[tuple[int, str]], total: int) -> None:
-    for line, reason in problems[:SHOWN_PROBLEMS]:
+def _finish_import(path: Path, rejected: RejectedLines, summary: str) -> None:
+    """Name each rejected line as FILE:LINE, print the summary, and exit 1 if anything was rejected."""
+    for line, reason in rejected.shown[:SHOWN_PROBLEMS]:
         err.print(f"{path}:{line}: {reason}", highlight=False, markup=False, soft_wrap=True)
-    if total > SHOWN_PROBLEMS:
-        err.print(f"... and {total - SHOWN_PROBLEMS:,} more rejected lines in {path}", highlight=False)
+    if rejected.count > SHOWN_PROBLEMS:
+        err.print(f"... and {rejected.count - SHOWN_PROBLEMS:,} more rejected lines in {path}", highlight=False)
+    out.print(f"{path}: {summary}, {rejected.count:,} lines rejected", highlight=False)
+    if rejected.count:
+        raise typer.Exit(1)
 
 
 @events_app.command("import")
@@ -207,14 +212,9 @@ def events_import(
             )
     except (LogLocked, UnreadableFile, CollectorError) as exc:
         fail(str(exc))
-    _report_problems(file, report.problems, report.rejected)
-    out.print(
-        f"{file}: {report.accepted:,} events stored, {report.duplicates:,} duplicates skipped, "
-        f"{report.rejected:,} lines rejected",
-        highlight=False,
+    _finish_import(
+        file, report.rejected, f"{report.accepted:,} events stored, {report.duplicates:,} duplicates skipped"
     )
-    if report.rejected:
-        raise typer.Exit(1)
 
 
 @events_app.command("compact")
@@ -268,14 +268,12 @@ def catalog_import(
             )
     except (UnknownKind, UnreadableFile) as exc:
         fail(str(exc))
-    _report_problems(file, report.problems, report.rejected)
-    out.print(
-        f"{file}: {report.imported:,} {report.kind} imported ({report.replaced:,} replaced), "
-        f"{report.rejected:,} lines rejected; {report.total:,} {report.kind} in the catalog",
-        highlight=False,
+    _finish_import(
+        file,
+        report.rejected,
+        f"{report.imported:,} {report.kind} imported ({report.replaced:,} replaced); "
+        f"{report.total:,} {report.kind} in the catalog",
     )
-    if report.rejected:
-        raise typer.Exit(1)
 
 
 # -- sql ------------------------------------------------------------------------------------------------------

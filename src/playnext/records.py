@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,23 @@ _SUFFIXES = {
 }
 # A single CSV field or NDJSON line longer than this is hostile or broken, not data.
 MAX_RECORD_BYTES = 1024 * 1024
+
+
+# Rejected lines kept for a report; beyond this only the count grows, so a garbage file cannot exhaust memory.
+MAX_REPORTED = 1000
+
+
+@dataclass
+class RejectedLines:
+    """The lines an import refused, each with why, as ``FILE:LINE: reason`` reports them."""
+
+    count: int = 0
+    shown: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line: int, reason: str) -> None:
+        self.count += 1
+        if len(self.shown) < MAX_REPORTED:
+            self.shown.append((line, reason))
 
 
 class UnreadableFile(ValueError):

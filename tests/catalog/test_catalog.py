@@ -24,7 +24,7 @@ def test_tracks_from_csv_with_pipe_separated_genres(tmp_path: Path) -> None:
     )
     report = import_catalog(path, tmp_path / "catalog")
     assert report.kind == "tracks" and report.imported == 2
-    assert report.problems[0][0] == 4 and "duration_ms" in report.problems[0][1]
+    assert report.rejected.shown[0][0] == 4 and "duration_ms" in report.rejected.shown[0][1]
     rows = {r["id"]: r for r in catalog_table(tmp_path / "catalog", "tracks").read().to_pylist()}
     assert rows["t1"]["genres"] == ["rock", "indie"] and rows["t2"]["album_id"] is None
     assert str(rows["t1"]["release_date"]) == "2024-05-01"
@@ -53,7 +53,7 @@ def test_reimport_replaces_records_with_the_same_id(tmp_path: Path) -> None:
 def test_every_kind_imports(tmp_path: Path, kind: str, record: dict) -> None:
     assert kind in KINDS
     report = import_catalog(write_ndjson(tmp_path / "x.ndjson", [record]), tmp_path / "catalog", kind)
-    assert report.imported == 1 and not report.problems
+    assert report.imported == 1 and not report.rejected.shown
 
 
 def test_hostile_records_are_rejected_and_the_stored_catalog_survives(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_hostile_records_are_rejected_and_the_stored_catalog_survives(tmp_path: 
         {"id": "a6", "name": [[[[["deep"]]]]]},
     ]
     report = import_catalog(write_ndjson(tmp_path / "bad.ndjson", hostile), cat, "artists")
-    assert report.imported == 0 and report.rejected == 5
+    assert report.imported == 0 and report.rejected.count == 5
     assert [r["id"] for r in catalog_table(cat, "artists").read().to_pylist()] == ["a1"]
 
 

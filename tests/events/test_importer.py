@@ -39,8 +39,8 @@ def test_ndjson_import_reports_bad_lines_by_number_and_keeps_the_rest(tmp_path: 
     path = tmp_path / "events.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     report = run(path, tmp_path / "log")
-    assert report.accepted == 3 and report.rejected == 3
-    assert [line for line, _ in report.problems] == [2, 5, 6]
+    assert report.accepted == 3 and report.rejected.count == 3
+    assert [line for line, _ in report.rejected.shown] == [2, 5, 6]
     assert sorted(ids_in_log(tmp_path / "log")) == sorted(e["event_id"] for e in good)
 
 
@@ -68,7 +68,7 @@ def test_csv_import_with_line_numbers(tmp_path: Path) -> None:
         writer.writerows(rows)
     report = run(path, tmp_path / "log")
     assert report.accepted == 2
-    assert [line for line, _ in report.problems] == [3, 5]
+    assert [line for line, _ in report.rejected.shown] == [3, 5]
     assert sorted(ids_in_log(tmp_path / "log")) == ["c1", "c3"]
 
 
@@ -80,7 +80,7 @@ def test_csv_with_invalid_utf8_and_a_huge_field_rejects_those_rows_only(tmp_path
     huge = b"save,k3," + b"u" * (MAX_RECORD_BYTES + 10) + b",2026-11-20T10:00:00Z,t1,track\n"
     path.write_bytes(header + ok + bad_bytes + huge + ok.replace(b"k1", b"k4"))
     report = run(path, tmp_path / "log")
-    assert report.accepted == 2 and report.rejected == 2
+    assert report.accepted == 2 and report.rejected.count == 2
     assert sorted(ids_in_log(tmp_path / "log")) == ["k1", "k4"]
 
 
@@ -89,14 +89,14 @@ def test_parquet_import_numbers_rows(tmp_path: Path) -> None:
     table = pa.Table.from_pylist(records)
     pq.write_table(table, tmp_path / "ev.parquet")
     report = run(tmp_path / "ev.parquet", tmp_path / "log")
-    assert report.accepted == 2 and [line for line, _ in report.problems] == [3]
+    assert report.accepted == 2 and [line for line, _ in report.rejected.shown] == [3]
 
 
 def test_an_oversized_ndjson_line_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "big.ndjson"
     path.write_bytes(b'{"x": "' + b"a" * (MAX_RECORD_BYTES + 1) + b'"}\n' + msgspec.json.encode(event()) + b"\n")
     report = run(path, tmp_path / "log")
-    assert report.accepted == 1 and report.problems[0][0] == 1 and "limit" in report.problems[0][1]
+    assert report.accepted == 1 and report.rejected.shown[0][0] == 1 and "limit" in report.rejected.shown[0][1]
 
 
 @pytest.mark.parametrize("name", ["missing.ndjson", "events.xlsx"])

@@ -17,9 +17,7 @@ import pyarrow.compute as pc
 
 from playnext.catalog.schema import KINDS, arrow_schema
 from playnext.lake.table import LakeTable
-from playnext.records import read_chunks
-
-MAX_REPORTED = 1000
+from playnext.records import RejectedLines, read_chunks
 
 
 class UnknownKind(ValueError):
@@ -33,13 +31,7 @@ class CatalogImport:
     imported: int = 0
     replaced: int = 0
     total: int = 0
-    rejected: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)
-
-    def reject(self, line: int, reason: str) -> None:
-        self.rejected += 1
-        if len(self.problems) < MAX_REPORTED:
-            self.problems.append((line, reason))
+    rejected: RejectedLines = field(default_factory=RejectedLines)
 
 
 def catalog_table(catalog_dir: Path, kind: str) -> LakeTable:
@@ -81,21 +73,21 @@ def import_catalog(
     rows: dict[str, dict[str, Any]] = {}
     for chunk in read_chunks(path, fmt):
         for line, reason in chunk.errors:
-            report.reject(line, reason)
+            report.rejected.add(line, reason)
         for line, raw in zip(chunk.lines, chunk.records, strict=True):
             try:
                 record = _decode(raw, cls)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                report.reject(line, str(exc)[:300])
+                report.rejected.add(line, str(exc)[:300])
                 continue
             except RecursionError:
-                report.reject(line, "the record is nested too deeply")
+                report.rejected.add(line, "the record is nested too deeply")
                 continue
             rows[record.id] = msgspec.structs.asdict(record)  # a later line with the same id wins
         if on_progress:
             on_progress(chunk.bytes_read)
     report.imported = len(rows)
-    report.problems.sort()
+    report.rejected.shown.sort()
     if not rows:
         report.total = table.manifest().rows
         return report

@@ -8,14 +8,11 @@ from pathlib import Path
 
 from playnext.events.schema import Event
 from playnext.events.validation import Clock, validate
-from playnext.records import read_chunks
+from playnext.records import RejectedLines, read_chunks
 
 # Where validated events go: the local log's ``append`` or a ``CollectorClient``. Per event it answers True
 # (stored), False (a duplicate) or a reason the receiver rejected it for.
 Sink = Callable[[list[Event]], list[bool] | list[bool | str]]
-
-# Rejections kept for the report; beyond this only the count grows, so a garbage file cannot exhaust memory.
-MAX_REPORTED = 1000
 
 
 @dataclass
@@ -23,13 +20,7 @@ class ImportReport:
     path: Path
     accepted: int = 0
     duplicates: int = 0
-    rejected: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
-
-    def reject(self, line: int, reason: str) -> None:
-        self.rejected += 1
-        if len(self.problems) < MAX_REPORTED:
-            self.problems.append((line, reason))
+    rejected: RejectedLines = field(default_factory=RejectedLines)
 
 
 def import_events(
@@ -44,10 +35,10 @@ def import_events(
     report = ImportReport(path=path)
     for chunk in read_chunks(path, fmt, chunk_size):
         for line, reason in chunk.errors:
-            report.reject(line, reason)
+            report.rejected.add(line, reason)
         events, lines, rejections = validate(chunk.records, clock, indexes=chunk.lines)
         for r in rejections:
-            report.reject(r.index, r.reason)
+            report.rejected.add(r.index, r.reason)
         if events:
             for line, verdict in zip(lines, sink(events), strict=True):
                 if verdict is True:
@@ -55,8 +46,8 @@ def import_events(
                 elif verdict is False:
                     report.duplicates += 1
                 else:
-                    report.reject(line, verdict)
+                    report.rejected.add(line, verdict)
         if on_progress:
             on_progress(chunk.bytes_read)
-    report.problems.sort()
+    report.rejected.shown.sort()
     return report
