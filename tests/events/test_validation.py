@@ -66,3 +66,23 @@ def test_rows_from_csv_coerce_numbers_and_treat_empty_cells_as_absent() -> None:
 def test_a_huge_string_is_rejected_and_the_reason_stays_short() -> None:
     events, _, rejected = validate(split_body(body(event(user_id="u" * 1_000_000)), False), CLOCK)
     assert not events and len(rejected[0].reason) <= 300
+
+
+def test_nulls_for_fields_a_type_lacks_mean_absent() -> None:
+    wide = event() | {"playlist_id": None, "query": None, "position": None}
+    events, _, rejected = validate([msgspec.json.encode(wide)], CLOCK)
+    assert not rejected and events[0].event_id == wide["event_id"]
+    typo = event() | {"ms_playd": None, "ms_played": None}
+    _, _, rejected = validate([msgspec.json.encode(typo)], CLOCK)
+    assert rejected and "ms_play" in rejected[0].reason
+
+
+@pytest.mark.parametrize("ts", ["2026-10-01 00:00:32.95+00", "2026-10-01T02:00:32+02:00", "20261001T000032Z"])
+def test_iso_times_with_an_offset_are_accepted_and_normalised(ts: str) -> None:
+    events, _, rejected = validate([msgspec.json.encode(event(ts=ts))], CLOCK)
+    assert not rejected and events[0].ts.utcoffset() is not None
+
+
+def test_a_time_without_offset_is_still_rejected() -> None:
+    _, _, rejected = validate([msgspec.json.encode(event(ts="2026-10-01 00:00:32"))], CLOCK)
+    assert rejected and "ts" in rejected[0].reason

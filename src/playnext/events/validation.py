@@ -88,11 +88,36 @@ def _peek_id(raw: msgspec.Raw | bytes | dict[str, Any]) -> str | None:
     return value[:128] if isinstance(value, str) else None
 
 
+def _lenient(record: dict[str, Any]) -> dict[str, Any]:
+    """What the strict decoder refuses but means the same: ``null`` for a field the type lacks (a row of the
+    lake's wide table exported as JSON), and ISO 8601 times with an offset but not in RFC 3339's exact form
+    (``2026-10-01 00:00:32.95+00``, as DuckDB and PostgreSQL print them)."""
+    out = {k: v for k, v in record.items() if v not in (None, "")}
+    ts = out.get("ts")
+    if isinstance(ts, str):
+        try:
+            parsed = dt.datetime.fromisoformat(ts)
+        except ValueError:
+            return out  # the strict error names it
+        if parsed.tzinfo is not None:
+            out["ts"] = parsed
+    return out
+
+
 def _decode(raw: msgspec.Raw | bytes | dict[str, Any]) -> Event:
     if isinstance(raw, dict):
         # Rows from CSV and Parquet: empty cells are absent fields, and "1200" may be an int.
-        return msgspec.convert({k: v for k, v in raw.items() if v not in (None, "")}, Event, strict=False)
-    return EVENT_DECODER.decode(raw)
+        return msgspec.convert(_lenient(raw), Event, strict=False)
+    try:
+        return EVENT_DECODER.decode(raw)
+    except msgspec.ValidationError as strict_error:
+        record = msgspec.json.decode(raw)
+        if not isinstance(record, dict):
+            raise
+        try:
+            return msgspec.convert(_lenient(record), Event)
+        except msgspec.ValidationError:
+            raise strict_error from None
 
 
 def validate(
