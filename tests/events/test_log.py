@@ -182,3 +182,21 @@ def test_appending_to_a_closed_log_fails_clearly(tmp_path: Path) -> None:
     log.close()
     with pytest.raises(LogUnavailable, match="closed"):
         log.append(events(1))
+
+
+def test_sorted_runs_are_merged_in_the_background_and_lookups_stay_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playnext.events import dedup
+
+    monkeypatch.setattr(dedup, "MAX_RUNS", 3)
+    seen = dedup.SeenIds(tmp_path)
+    batches = [[dedup.digest(f"s{seq}-{i}") for i in range(50)] for seq in range(12)]
+    for seq, digests in enumerate(batches):
+        seen.add(digests)
+        seen.seal(seq)
+    seen.wait_for_merge()
+    assert seen.runs <= 4
+    everything = [d for b in batches for d in b]
+    assert seen.present(everything).all()
+    assert not seen.present([dedup.digest(f"new-{i}") for i in range(100)]).any()

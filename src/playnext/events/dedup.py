@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,6 +58,9 @@ class SeenIds:
         self._runs: list[np.ndarray] = []
         self._active: set[bytes] = set()
         self._size = 0
+        # Merging runs of millions of ids takes a second; it runs beside the writer, which keeps answering.
+        self._runs_lock = threading.Lock()
+        self._merging: threading.Thread | None = None
 
     # -- start-up ---------------------------------------------------------------------------------------------
 
@@ -94,9 +98,11 @@ class SeenIds:
     def present(self, digests: list[bytes]) -> np.ndarray:
         """A boolean per digest: seen before (in any sealed run or the active segment)."""
         found = np.fromiter((d in self._active for d in digests), dtype=bool, count=len(digests))
-        if self._runs:
+        with self._runs_lock:
+            runs = self._runs
+        if runs:
             keys = np.array(digests, dtype=DTYPE)
-            for run in self._runs:
+            for run in runs:
                 found |= _member(run, keys)
         return found
 
@@ -109,13 +115,32 @@ class SeenIds:
         """Persist the active segment's digests beside it and move them into the in-memory runs."""
         run = np.sort(np.array(list(self._active), dtype=DTYPE)) if self._active else np.empty(0, DTYPE)
         atomic_write(sidecar_path(self.directory, seq), run.tobytes())
-        if len(run):
-            self._runs.append(run)
-        self._active = set()
-        if len(self._runs) > MAX_RUNS:
-            merged = np.concatenate(self._runs)
-            merged.sort(kind="stable")  # runs are sorted: a stable (tim)sort merges them in near-linear time
-            self._runs = [merged]
+        with self._runs_lock:
+            if len(run):
+                self._runs = [*self._runs, run]
+            self._active = set()
+            crowded = len(self._runs) > MAX_RUNS
+        if crowded and (self._merging is None or not self._merging.is_alive()):
+            self._merging = threading.Thread(target=self._merge, name="playnext-dedup-merge", daemon=True)
+            self._merging.start()
+
+    def _merge(self) -> None:
+        """Fold the runs present now into one; runs sealed meanwhile stay beside it. numpy sorts without the GIL."""
+        with self._runs_lock:
+            taken = self._runs
+        merged = np.concatenate(taken)
+        merged.sort(kind="stable")  # the runs are sorted: a stable (tim)sort merges them in near-linear time
+        with self._runs_lock:
+            self._runs = [merged, *self._runs[len(taken) :]]
+
+    def wait_for_merge(self) -> None:
+        if self._merging is not None:
+            self._merging.join()
+
+    @property
+    def runs(self) -> int:
+        with self._runs_lock:
+            return len(self._runs)
 
     def __len__(self) -> int:
         return self._size

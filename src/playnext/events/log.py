@@ -202,6 +202,8 @@ class EventLog:
 
     def _release(self) -> None:
         self._closed = True
+        if self._seen is not None:
+            self._seen.wait_for_merge()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
