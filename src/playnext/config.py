@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,8 +32,39 @@ def _config_file() -> Path | None:
     return local if local.is_file() else None
 
 
+class PipelineSettings(BaseModel):
+    """Parameters of the feature tables (stage ②); ``[pipelines]`` in TOML, ``PLAYNEXT_PIPELINES__*`` in env."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[*]"
+    # Affinity: what each interaction is worth, and how fast it fades.
+    half_life_days: float = Field(default=30.0, gt=0)
+    play_base: float = 0.5  # any play, even a short one, says something
+    play_completion: float = 1.0  # times the share of the item played (capped at 1)
+    skip: float = -0.5
+    save: float = 2.0
+    unsave: float = -2.0
+    playlist_add: float = 1.5
+    follow: float = 2.0
+    # Sessions: a pause longer than this starts a new one.
+    session_gap_minutes: float = Field(default=30.0, gt=0)
+    # Co-occurrence: items at most this many positions apart in a session count as a pair.
+    cooccurrence_window: int = Field(default=5, ge=1)
+    cooccurrence_min_count: int = Field(default=2, ge=1)
+    cooccurrence_top_k: int = Field(default=50, ge=1)
+    # Outcomes of an impression.
+    stream_threshold_ms: int = Field(default=30_000, ge=0)
+    outcome_window_hours: float = Field(default=24.0, gt=0)
+    return_window_days: float = Field(default=7.0, gt=0)
+    trend_days: int = Field(default=7, ge=1)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PLAYNEXT_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PLAYNEXT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
 
     data_dir: Path = Field(default=Path("playnext-data"), description="Root of every file playnext owns.")
     host: str = "127.0.0.1"
@@ -53,6 +84,8 @@ class Settings(BaseSettings):
     # Events further in the future than this are rejected: they are clock bugs, and would land in the lake
     # partition of a day that has not happened yet.
     max_clock_skew_s: int = Field(default=24 * 3600, ge=0)
+
+    pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -90,6 +123,10 @@ class Settings(BaseSettings):
     @property
     def keys_file(self) -> Path:
         return self.data_dir / "keys.json"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
 
     @property
     def synth_dir(self) -> Path:

@@ -41,6 +41,12 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     _view(con, "events", events_table(settings.lake_dir), ARROW_SCHEMA, hive=True)
     for kind in KINDS:
         _view(con, kind, LakeTable(settings.catalog_dir / kind), arrow_schema(kind), hive=False)
+    # Feature tables (stage ②) appear once a pipeline run has written them.
+    if settings.features_dir.is_dir():
+        for directory in sorted(settings.features_dir.iterdir()):
+            table = LakeTable(directory)
+            if directory.is_dir() and table.file_paths():
+                _view(con, directory.name, table, None, hive=False)
     return con
 
 

@@ -1,0 +1,45 @@
+"""``user_item_affinity``: how much a listener likes an item, as implicit-feedback confidence.
+
+Every interaction adds a weight (a play by how much of the item it covered, a save, a playlist add, a follow;
+a skip or unsave subtracts) that halves every ``half_life_days`` before the run's reference time. Counts ride
+along so that models can choose their own transform of the evidence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ibis
+
+from playnext.config import PipelineSettings
+from playnext.pipelines.inputs import Inputs
+from playnext.pipelines.tables.common import completion, count_if, seconds, total, with_items
+
+KINDS = ("play", "skip", "save", "unsave", "playlist_add", "follow")
+
+
+def user_item_affinity(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
+    e = with_items(inputs, inputs.events.filter(inputs.events.type.isin(KINDS)))
+    age_days = (inputs.as_of.timestamp() - seconds(e.ts)) / 86_400.0
+    decay = (-math.log(2.0) * age_days / p.half_life_days).exp()
+    weight = (
+        ibis.cases(
+            (e.type == "play", p.play_base + p.play_completion * completion(e)),
+            (e.type == "skip", p.skip),
+            (e.type == "save", p.save),
+            (e.type == "unsave", p.unsave),
+            (e.type == "playlist_add", p.playlist_add),
+            (e.type == "follow", p.follow),
+            else_=0.0,
+        )
+    ).cast("float64")
+    e = e.mutate(contribution=weight * decay)
+    return e.group_by(["user_id", "item_id", "item_type"]).aggregate(
+        affinity=e.contribution.sum(),
+        plays=count_if(e.type == "play"),
+        skips=count_if(e.type == "skip"),
+        saves=count_if(e.type == "save") - count_if(e.type == "unsave"),
+        playlist_adds=count_if(e.type == "playlist_add"),
+        ms_played=total(e.ms_played),
+        last_ts=e.ts.max(),
+    )

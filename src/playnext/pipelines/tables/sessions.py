@@ -1,0 +1,62 @@
+"""``sessions``: listening split where the listener paused longer than ``session_gap_minutes``.
+
+A pause is measured from the end of the previous item (its start plus what was played), not its start, so a
+long podcast episode does not split its own session.
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from playnext.config import PipelineSettings
+from playnext.pipelines.inputs import Inputs
+from playnext.pipelines.tables.common import LISTENING, count_if, seconds, total
+
+
+def session_events(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
+    """Each play or skip with its ``session_id`` and 0-based ``position`` in the session."""
+    e = inputs.events.filter(inputs.events.type.isin(LISTENING))
+    e = e.mutate(start_s=seconds(e.ts), end_s=seconds(e.ts) + e.ms_played.fill_null(0).cast("float64") / 1000.0)
+    order = ibis.window(group_by=e.user_id, order_by=[e.ts, e.event_id])
+    e = e.mutate(prev_end=e.end_s.lag().over(order))
+    e = e.mutate(starts=(e.prev_end.isnull() | (e.start_s - e.prev_end > p.session_gap_minutes * 60.0)).ifelse(1, 0))
+    running = ibis.cumulative_window(group_by=e.user_id, order_by=[e.ts, e.event_id])
+    e = e.mutate(session_no=e.starts.sum().over(running))
+    first = ibis.window(group_by=[e.user_id, e.session_no], order_by=[e.ts, e.event_id])
+    e = e.mutate(
+        session_start=e.ts.min().over(ibis.window(group_by=[e.user_id, e.session_no])),
+        position=ibis.row_number().over(first),
+    )
+    return e.mutate(
+        session_id=e.user_id.concat("-", e.session_start.epoch_seconds().cast("string")),
+    ).drop("starts", "prev_end")
+
+
+def sessions(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
+    e = session_events(inputs, p)
+    s = e.group_by(["session_id", "user_id"]).aggregate(
+        start=e.ts.min(),
+        end_s=e.end_s.max(),
+        items=e.count().cast("int64"),
+        skips=count_if(e.type == "skip"),
+        tracks=count_if(e.item_type == "track"),
+        episodes=count_if(e.item_type == "episode"),
+        audiobooks=count_if(e.item_type == "audiobook"),
+        ms_played=total(e.ms_played),
+    )
+    return s.select(
+        "session_id",
+        "user_id",
+        "start",
+        duration_s=(s.end_s - seconds(s.start)),
+        items=s["items"],
+        skips=s.skips,
+        skip_rate=s.skips.cast("float64") / s["items"].cast("float64"),
+        ms_played=s.ms_played,
+        content_type=ibis.cases(
+            (s.tracks == s["items"], "music"),
+            (s.episodes == s["items"], "podcast"),
+            (s.audiobooks == s["items"], "audiobook"),
+            else_="mixed",
+        ),
+    )
