@@ -58,7 +58,8 @@ def tiny_world(settings: Settings) -> None:
         {"id": "e1", "name": "Ep", "show_id": "s1", "duration_ms": 1_800_000, "genres": ["news"]},
     ])  # fmt: skip
     write_events(settings, [
-        ev("impression", "i1", "u1", "t1", -1, surface="home", position=0, request_id="r1", variant="A", propensity=0.5),
+        ev("impression", "i1", "u1", "t1", -1, surface="home", position=0, request_id="r1", variant="A",
+           propensity=0.5),
         ev("play", "p1", "u1", "t1", 0, ms_played=200_000, reason_end="trackdone"),
         ev("skip", "s1", "u1", "t2", 4, ms_played=5_000),
         ev("play", "p2", "u1", "t1", 5, ms_played=100_000, reason_end="endplay"),
