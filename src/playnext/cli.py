@@ -25,9 +25,11 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 events_app = typer.Typer(help="Import events and compact the log into the lake.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Import the catalog: tracks, artists, albums, shows, episodes, audiobooks.")
+pipeline_app = typer.Typer(help="Feature tables from the lake, on DuckDB or Spark.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(events_app, name="events")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(pipeline_app, name="pipeline")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -274,6 +276,60 @@ def catalog_import(
         f"{report.imported:,} {report.kind} imported ({report.replaced:,} replaced); "
         f"{report.total:,} {report.kind} in the catalog",
     )
+
+
+# -- pipeline -------------------------------------------------------------------------------------------------
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    ctx: typer.Context,
+    engine: Annotated[str | None, typer.Option(help="duckdb | spark (default: settings.pipelines.engine).")] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master URL, e.g. local[*] or spark://host:7077.")
+    ] = None,
+    tables: Annotated[
+        list[str] | None, typer.Option("--tables", help="Tables to build (repeat, or comma-separated); default all.")
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild every table from all events.")] = False,
+    as_of: Annotated[
+        str | None, typer.Option(help="Reference time (ISO 8601) instead of the newest event; implies --full.")
+    ] = None,
+) -> None:
+    """Build feature tables from the lake: incremental where a table allows it, each committed atomically."""
+    from playnext.pipelines.engine import UnknownEngine
+    from playnext.pipelines.inputs import EmptyLake
+    from playnext.pipelines.runner import UnknownTable, run_pipeline
+
+    chosen = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()] or None
+    try:
+        reference = dt.datetime.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        fail(f"--as-of {as_of!r} is not an ISO 8601 time")
+    if reference is not None and reference.tzinfo is None:
+        reference = reference.replace(tzinfo=dt.UTC)
+    table = Table("table", "mode", "rows", "files", "seconds")
+    with err.status("starting the engine…") as status:
+
+        def on_table(name: str, run: object) -> None:
+            if run is None:
+                status.update(f"building {name}…")
+            else:
+                table.add_row(name, run.mode, f"{run.rows:,}", str(run.files), f"{run.seconds:.2f}")  # type: ignore[attr-defined]
+
+        try:
+            run_pipeline(
+                settings_of(ctx),
+                engine=engine,
+                spark_master=spark_master,
+                tables=chosen,
+                full=full,
+                as_of=reference,
+                on_table=on_table,
+            )
+        except (UnknownEngine, UnknownTable, EmptyLake) as exc:
+            fail(str(exc))
+    out.print(table)
 
 
 # -- sql ------------------------------------------------------------------------------------------------------

@@ -30,6 +30,17 @@ class Inputs:
     as_of: dt.datetime
     events_version: int
     events_rows: int
+    events_files: list[str]  # relative paths in the events table: what a feature table records it consumed
+
+
+@dataclass
+class Delta:
+    """What changed since a table was last built: the events of files it has not consumed, from ``since`` (their
+    earliest time) on, and the reference time it was built at."""
+
+    new_events: ibis.Table
+    since: dt.datetime
+    previous_as_of: dt.datetime
 
 
 def _catalog(engine: Engine, settings: Settings, kind: str) -> ibis.Table:
@@ -59,9 +70,18 @@ def load_inputs(engine: Engine, settings: Settings, as_of: dt.datetime | None = 
         as_of = newest if newest.tzinfo else newest.replace(tzinfo=dt.UTC)
     return Inputs(
         events=events, items=items, as_of=as_of.astimezone(dt.UTC), events_version=manifest.version,
-        events_rows=manifest.rows,
+        events_rows=manifest.rows, events_files=[f.path for f in manifest.files],
     )  # fmt: skip
 
 
-def epoch_s(moment: dt.datetime) -> float:
-    return moment.timestamp()
+def load_delta(engine: Engine, settings: Settings, new_files: list[str], previous_as_of: dt.datetime) -> Delta | None:
+    """The events of ``new_files``, or None when they hold no events."""
+    directory = events_table(settings.lake_dir).directory
+    new_events = engine.source("new_events", [directory / f for f in new_files], ARROW_SCHEMA).select(
+        *ARROW_SCHEMA.names
+    )
+    earliest = new_events.ts.min().to_pyarrow().as_py() if new_files else None
+    if earliest is None:
+        return None
+    since = earliest if earliest.tzinfo else earliest.replace(tzinfo=dt.UTC)
+    return Delta(new_events=new_events, since=since, previous_as_of=previous_as_of)

@@ -12,14 +12,37 @@ import math
 import ibis
 
 from playnext.config import PipelineSettings
-from playnext.pipelines.inputs import Inputs
+from playnext.pipelines.inputs import Delta, Inputs
 from playnext.pipelines.tables.common import completion, count_if, seconds, total, with_items
 
 KINDS = ("play", "skip", "save", "unsave", "playlist_add", "follow")
 
 
 def user_item_affinity(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
-    e = with_items(inputs, inputs.events.filter(inputs.events.type.isin(KINDS)))
+    return _affinity(inputs, inputs.events, p)
+
+
+def user_item_affinity_incremental(
+    inputs: Inputs, previous: ibis.Table, delta: Delta, p: PipelineSettings
+) -> ibis.Table:
+    """Exact, not approximate: an affinity is a sum of weights each decayed by its age, so moving the reference
+    time by Δ multiplies the whole sum by 2^(-Δ/half-life), and the new events' terms are simply added."""
+    factor = 2.0 ** (-(inputs.as_of - delta.previous_as_of).total_seconds() / 86_400.0 / p.half_life_days)
+    old = previous.mutate(affinity=previous.affinity * factor)
+    both = old.union(_affinity(inputs, delta.new_events, p).select(*old.columns), distinct=False)
+    return both.group_by(["user_id", "item_id", "item_type"]).aggregate(
+        affinity=both.affinity.sum(),
+        plays=both.plays.sum().cast("int64"),
+        skips=both.skips.sum().cast("int64"),
+        saves=both.saves.sum().cast("int64"),
+        playlist_adds=both.playlist_adds.sum().cast("int64"),
+        ms_played=both.ms_played.sum().cast("int64"),
+        last_ts=both.last_ts.max(),
+    )
+
+
+def _affinity(inputs: Inputs, events: ibis.Table, p: PipelineSettings) -> ibis.Table:
+    e = with_items(inputs, events.filter(events.type.isin(KINDS)))
     age_days = (inputs.as_of.timestamp() - seconds(e.ts)) / 86_400.0
     decay = (-math.log(2.0) * age_days / p.half_life_days).exp()
     weight = (

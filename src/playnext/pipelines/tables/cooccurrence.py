@@ -31,7 +31,7 @@ def _pairs(seq: ibis.Table, window: int) -> ibis.Table:
 
 
 def item_cooccurrence(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
-    played = session_events(inputs, p)
+    played = session_events(inputs.events, p)
     played = played.filter(played.type == "play")
     in_sessions = played.select(
         seq_id=played.session_id,

@@ -8,10 +8,12 @@ for impressions still open are provisional.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import ibis
 
 from playnext.config import PipelineSettings
-from playnext.pipelines.inputs import Inputs
+from playnext.pipelines.inputs import Delta, Inputs
 from playnext.pipelines.tables.common import seconds
 
 _IMPRESSION = [
@@ -28,7 +30,24 @@ _IMPRESSION = [
 
 
 def outcomes(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
-    e = inputs.events
+    return _outcomes(inputs, inputs.events, p)
+
+
+def outcomes_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: PipelineSettings) -> ibis.Table:
+    """Only impressions that new events can reach (within the longest window before ``since``) or that were still
+    open at the previous reference time are recomputed; every other row is final and kept as it is."""
+    reach = max(p.outcome_window_hours / 24.0, p.return_window_days)
+    bound = min(
+        delta.since - dt.timedelta(days=reach),
+        delta.previous_as_of - dt.timedelta(days=p.return_window_days),
+    )
+    cut = ibis.literal(bound)
+    recent = inputs.events.filter(inputs.events.ts >= cut)
+    kept = previous.filter(previous.ts < cut)
+    return kept.union(_outcomes(inputs, recent, p).select(*kept.columns), distinct=False)
+
+
+def _outcomes(inputs: Inputs, e: ibis.Table, p: PipelineSettings) -> ibis.Table:
     imp = e.filter(e.type == "impression")
     imp = imp.select(*_IMPRESSION[1:], impression_id=imp.event_id, imp_s=seconds(imp.ts))
     acts = e.filter(e.type.isin(("play", "skip", "save")))

@@ -6,16 +6,18 @@ long podcast episode does not split its own session.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import ibis
 
 from playnext.config import PipelineSettings
-from playnext.pipelines.inputs import Inputs
+from playnext.pipelines.inputs import Delta, Inputs
 from playnext.pipelines.tables.common import LISTENING, count_if, seconds, total
 
 
-def session_events(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
-    """Each play or skip with its ``session_id`` and 0-based ``position`` in the session."""
-    e = inputs.events.filter(inputs.events.type.isin(LISTENING))
+def session_events(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
+    """Each play or skip with its ``session_id`` and 1-based ``position`` in the session."""
+    e = events.filter(events.type.isin(LISTENING))
     e = e.mutate(start_s=seconds(e.ts), end_s=seconds(e.ts) + e.ms_played.fill_null(0).cast("float64") / 1000.0)
     order = ibis.window(group_by=e.user_id, order_by=[e.ts, e.event_id])
     e = e.mutate(prev_end=e.end_s.lag().over(order))
@@ -33,7 +35,32 @@ def session_events(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
 
 
 def sessions(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
-    e = session_events(inputs, p)
+    return _sessions(inputs.events, p)
+
+
+def sessions_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: PipelineSettings) -> ibis.Table:
+    """Re-split only what new events can change. A session that ended more than a gap before ``since`` (the
+    earliest new event) is closed: no new event can join it. For each listener, everything from the earlier of
+    ``since`` and the start of their earliest still-open session is split again. Either point is a session start
+    in the full history too (before it, every session of theirs is closed), so the re-split matches a full
+    build."""
+    gap = p.session_gap_minutes * 60.0
+    since = delta.since.timestamp()
+    prev = previous.mutate(start_s=seconds(previous.start), end_s=seconds(previous.start) + previous.duration_s)
+    still_open = prev.filter(prev.end_s > since - gap)
+    redo_from = still_open.group_by("user_id").aggregate(redo_s=ibis.least(still_open.start_s.min(), since))
+    earliest = redo_from.redo_s.min().to_pyarrow().as_py()
+    floor = min(since, earliest) if earliest is not None else since
+    events = inputs.events.filter(inputs.events.ts >= ibis.literal(dt.datetime.fromtimestamp(floor, dt.UTC)))
+    joined = events.left_join(redo_from, "user_id")
+    events = joined.filter(seconds(joined.ts) >= joined.redo_s.fill_null(since)).select(*events.columns)
+    kept = prev.left_join(redo_from, "user_id")
+    kept = kept.filter(kept.start_s < kept.redo_s.fill_null(since)).select(*previous.columns)
+    return kept.union(_sessions(events, p).select(*previous.columns), distinct=False)
+
+
+def _sessions(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
+    e = session_events(events, p)
     s = e.group_by(["session_id", "user_id"]).aggregate(
         start=e.ts.min(),
         end_s=e.end_s.max(),
