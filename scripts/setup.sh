@@ -14,7 +14,14 @@ if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -e ".[dev,spark]"
+
+# Spark (the scaled-out pipeline engine, tested for parity with DuckDB) needs a JVM.
+if ! command -v java >/dev/null 2>&1; then
+  echo "installing a JDK for Spark (openjdk-17-jre-headless)…"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
 export PATH="$root/.venv/bin:$PATH"
 # implicit and numpy's BLAS oversubscribe two cores otherwise.
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"

@@ -112,8 +112,10 @@ class SparkEngine(Engine):
         if paths:
             frame = self.session.read.parquet(*[str(p) for p in paths])
         else:
-            frame = self.session.createDataFrame(schema.empty_table().to_pandas())
-            frame = self.session.createDataFrame([], frame.schema)
+            from ibis.backends.pyspark.datatypes import PySparkSchema
+
+            spark_schema = PySparkSchema.from_ibis(ibis.Schema.from_pyarrow(schema))
+            frame = self.session.createDataFrame([], spark_schema)
         frame.createOrReplaceTempView(name)
         return self.backend.table(name)
 

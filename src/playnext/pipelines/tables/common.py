@@ -11,7 +11,9 @@ DEFAULT_DURATION_MS = 180_000  # for items the catalog does not know: a typical 
 
 
 def seconds(ts: ibis.TimestampValue) -> ibis.NumericValue:
-    return ts.epoch_seconds().cast("float64")
+    """Whole seconds since the epoch, as a float: Spark's epoch seconds are whole, DuckDB's carry the fraction,
+    and features must not depend on the engine."""
+    return ts.epoch_seconds().floor().cast("float64")
 
 
 def with_items(inputs: Inputs, events: ibis.Table) -> ibis.Table:

@@ -7,6 +7,7 @@ long podcast episode does not split its own session.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import ibis
 
@@ -30,7 +31,7 @@ def session_events(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
         position=ibis.row_number().over(first),
     )
     return e.mutate(
-        session_id=e.user_id.concat("-", e.session_start.epoch_seconds().cast("string")),
+        session_id=e.user_id.concat("-", seconds(e.session_start).cast("int64").cast("string")),
     ).drop("starts", "prev_end")
 
 
@@ -45,7 +46,7 @@ def sessions_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: 
     in the full history too (before it, every session of theirs is closed), so the re-split matches a full
     build."""
     gap = p.session_gap_minutes * 60.0
-    since = delta.since.timestamp()
+    since = float(math.floor(delta.since.timestamp()))  # whole seconds, as ``seconds`` gives
     prev = previous.mutate(start_s=seconds(previous.start), end_s=seconds(previous.start) + previous.duration_s)
     still_open = prev.filter(prev.end_s > since - gap)
     redo_from = still_open.group_by("user_id").aggregate(redo_s=ibis.least(still_open.start_s.min(), since))
