@@ -16,23 +16,30 @@ from playnext.pipelines.inputs import Delta, Inputs
 from playnext.pipelines.tables.common import LISTENING, count_if, seconds, total
 
 
-def session_events(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
-    """Each play or skip with its ``session_id`` and 1-based ``position`` in the session."""
+def _numbered(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
+    """Plays and skips with ``session_no``, each listener's running count of session starts."""
     e = events.filter(events.type.isin(LISTENING))
     e = e.mutate(start_s=seconds(e.ts), end_s=seconds(e.ts) + e.ms_played.fill_null(0).cast("float64") / 1000.0)
     order = ibis.window(group_by=e.user_id, order_by=[e.ts, e.event_id])
     e = e.mutate(prev_end=e.end_s.lag().over(order))
     e = e.mutate(starts=(e.prev_end.isnull() | (e.start_s - e.prev_end > p.session_gap_minutes * 60.0)).ifelse(1, 0))
     running = ibis.cumulative_window(group_by=e.user_id, order_by=[e.ts, e.event_id])
-    e = e.mutate(session_no=e.starts.sum().over(running))
-    first = ibis.window(group_by=[e.user_id, e.session_no], order_by=[e.ts, e.event_id])
+    return e.mutate(session_no=e.starts.sum().over(running)).drop("starts", "prev_end")
+
+
+def _session_id(user_id: ibis.StringValue, start: ibis.TimestampValue) -> ibis.StringValue:
+    return user_id.concat("-", seconds(start).cast("int64").cast("string"))
+
+
+def session_events(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
+    """Each play or skip with its ``session_id`` and 1-based ``position`` in the session."""
+    e = _numbered(events, p)
+    session = [e.user_id, e.session_no]
     e = e.mutate(
-        session_start=e.ts.min().over(ibis.window(group_by=[e.user_id, e.session_no])),
-        position=ibis.row_number().over(first),
+        session_start=e.ts.min().over(ibis.window(group_by=session)),
+        position=ibis.row_number().over(ibis.window(group_by=session, order_by=[e.ts, e.event_id])),
     )
-    return e.mutate(
-        session_id=e.user_id.concat("-", seconds(e.session_start).cast("int64").cast("string")),
-    ).drop("starts", "prev_end")
+    return e.mutate(session_id=_session_id(e.user_id, e.session_start))
 
 
 def sessions(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
@@ -61,8 +68,8 @@ def sessions_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: 
 
 
 def _sessions(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
-    e = session_events(events, p)
-    s = e.group_by(["session_id", "user_id"]).aggregate(
+    e = _numbered(events, p)
+    s = e.group_by(["user_id", "session_no"]).aggregate(
         start=e.ts.min(),
         end_s=e.end_s.max(),
         items=e.count().cast("int64"),
@@ -73,9 +80,9 @@ def _sessions(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
         ms_played=total(e.ms_played),
     )
     return s.select(
-        "session_id",
-        "user_id",
-        "start",
+        session_id=_session_id(s.user_id, s.start),
+        user_id=s.user_id,
+        start=s.start,
         duration_s=(s.end_s - seconds(s.start)),
         items=s["items"],
         skips=s.skips,
