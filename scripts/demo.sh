@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command: install everything and run the demo end to end on ./playnext-data (or $PLAYNEXT_DATA_DIR):
 # simulate a world, serve the collector, ingest live events over HTTP and a file through the CLI, compact the
-# log into the lake, and query it. Set DEMO_USERS / DEMO_TRACKS / DEMO_DAYS for a bigger world, and
+# log into the lake, build the feature tables, and query them. Set DEMO_USERS / DEMO_TRACKS / DEMO_DAYS for a bigger world, and
 # DEMO_KEEP_SERVING=1 to leave the server running at the end.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -63,6 +63,14 @@ say "7. query the lake and the catalog"
 playnext sql "SELECT type, count(*) AS events, count(DISTINCT user_id) AS listeners FROM events GROUP BY 1 ORDER BY 2 DESC"
 playnext sql "SELECT a.name AS artist, count(*) AS plays FROM events e JOIN tracks t ON e.item_id = t.id JOIN artists a ON t.artist_id = a.id WHERE e.type = 'play' GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
 playnext sql "SELECT surface, position, item_id FROM events WHERE type = 'impression' ORDER BY position LIMIT 5"
+
+say "8. feature tables (stage ②) on DuckDB; run it again and the incremental tables are left unchanged"
+playnext pipeline run
+playnext pipeline run --tables sessions,user_item_affinity,outcomes
+playnext sql "SELECT user_id, item_id, round(affinity, 2) AS affinity, plays, skips, saves FROM user_item_affinity ORDER BY affinity DESC LIMIT 5"
+playnext sql "SELECT content_type, count(*) AS sessions, round(avg(items), 1) AS avg_items, round(avg(skip_rate), 2) AS skip_rate FROM sessions GROUP BY 1 ORDER BY 2 DESC"
+playnext sql "SELECT c.item_id, t1.name AS track, t2.name AS neighbour, c.count, round(c.pmi, 2) AS pmi FROM item_cooccurrence c JOIN tracks t1 ON c.item_id = t1.id JOIN tracks t2 ON c.neighbour_id = t2.id WHERE c.rank = 1 ORDER BY c.count DESC LIMIT 5"
+playnext sql "SELECT streamed, saved, skipped, count(*) AS impressions FROM outcomes GROUP BY ALL ORDER BY 4 DESC"
 
 if [ "${DEMO_KEEP_SERVING:-0}" = "1" ]; then
   say "serving on http://127.0.0.1:$port (OpenAPI at /openapi.json); Ctrl-C to stop"

@@ -103,17 +103,6 @@ class LogLock:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
 
-    def held_elsewhere(self) -> bool:
-        """True when a live process other than this one holds the lock."""
-        if self._fd is not None:
-            return False
-        try:
-            self.acquire()
-        except LogLocked:
-            return True
-        self.release()
-        return False
-
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -161,7 +161,3 @@ _ENCODER = msgspec.json.Encoder()
 def encode_lines(events: list[Event]) -> bytes:
     """Canonical NDJSON of validated events: what the log stores and the lake reader parses."""
     return _ENCODER.encode_lines(events)
-
-
-def describe_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
-    return str(exc)

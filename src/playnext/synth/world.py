@@ -9,7 +9,7 @@ same parameters give the same world, and the truth is saved beside the lake for 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -314,7 +314,3 @@ def load_world(directory: Path) -> World:
     return build_world(
         WorldParams(users=info.users, tracks=info.tracks, days=info.days, seed=info.seed, start=info.start)
     )
-
-
-def params_dict(params: WorldParams) -> dict[str, object]:
-    return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(params).items()}
