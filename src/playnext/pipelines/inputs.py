@@ -22,7 +22,7 @@ class EmptyLake(RuntimeError):
 
 @dataclass
 class Inputs:
-    events: ibis.Table
+    events: ibis.Table  # the lake's columns plus ``ts_s`` (whole seconds since 1970)
     # Tracks, episodes and audiobooks in one shape: id, item_type, duration_ms, creator_id, genres.
     items: ibis.Table
     # The reference time of the run ("now" for decay, windows and trends): the newest event unless given, so the
@@ -43,6 +43,11 @@ class Delta:
     previous_as_of: dt.datetime
 
 
+def _with_seconds(engine: Engine, events: ibis.Table) -> ibis.Table:
+    """The lake's columns plus ``ts_s``: whole seconds since 1970, what every time computation uses."""
+    return events.select(*ARROW_SCHEMA.names).mutate(ts_s=engine.epoch_seconds(events.ts))
+
+
 def _catalog(engine: Engine, settings: Settings, kind: str) -> ibis.Table:
     return engine.source(kind, LakeTable(settings.catalog_dir / kind).file_paths(), arrow_schema(kind))
 
@@ -54,7 +59,7 @@ def load_inputs(engine: Engine, settings: Settings, as_of: dt.datetime | None = 
         raise EmptyLake(
             f"the lake in {settings.lake_dir} has no events: run `playnext events compact` (or `playnext simulate`)"
         )
-    events = engine.source("events", table.file_paths(), ARROW_SCHEMA).select(*ARROW_SCHEMA.names)
+    events = _with_seconds(engine, engine.source("events", table.file_paths(), ARROW_SCHEMA))
     tracks = _catalog(engine, settings, "tracks").select(
         "id", item_type=ibis.literal("track"), duration_ms=_.duration_ms, creator_id=_.artist_id, genres=_.genres
     )
@@ -77,9 +82,7 @@ def load_inputs(engine: Engine, settings: Settings, as_of: dt.datetime | None = 
 def load_delta(engine: Engine, settings: Settings, new_files: list[str], previous_as_of: dt.datetime) -> Delta | None:
     """The events of ``new_files``, or None when they hold no events."""
     directory = events_table(settings.lake_dir).directory
-    new_events = engine.source("new_events", [directory / f for f in new_files], ARROW_SCHEMA).select(
-        *ARROW_SCHEMA.names
-    )
+    new_events = _with_seconds(engine, engine.source("new_events", [directory / f for f in new_files], ARROW_SCHEMA))
     earliest = new_events.ts.min().to_pyarrow().as_py() if new_files else None
     if earliest is None:
         return None

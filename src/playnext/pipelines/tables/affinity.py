@@ -13,7 +13,7 @@ import ibis
 
 from playnext.config import PipelineSettings
 from playnext.pipelines.inputs import Delta, Inputs
-from playnext.pipelines.tables.common import completion, count_if, seconds, total, with_items
+from playnext.pipelines.tables.common import completion, count_if, total, with_items
 
 KINDS = ("play", "skip", "save", "unsave", "playlist_add", "follow")
 
@@ -42,8 +42,8 @@ def user_item_affinity_incremental(
 
 
 def _affinity(inputs: Inputs, events: ibis.Table, p: PipelineSettings) -> ibis.Table:
-    e = with_items(inputs, events.filter(events.type.isin(KINDS)))
-    age_days = (inputs.as_of.timestamp() - seconds(e.ts)) / 86_400.0
+    e = with_items(inputs, events.filter(events.type.isin(KINDS)), "duration_ms")
+    age_days = (inputs.as_of.timestamp() - e.ts_s) / 86_400.0
     decay = (-math.log(2.0) * age_days / p.half_life_days).exp()
     weight = (
         ibis.cases(
@@ -59,10 +59,10 @@ def _affinity(inputs: Inputs, events: ibis.Table, p: PipelineSettings) -> ibis.T
     e = e.mutate(contribution=weight * decay)
     return e.group_by(["user_id", "item_id", "item_type"]).aggregate(
         affinity=e.contribution.sum(),
-        plays=count_if(e.type == "play"),
-        skips=count_if(e.type == "skip"),
-        saves=count_if(e.type == "save") - count_if(e.type == "unsave"),
-        playlist_adds=count_if(e.type == "playlist_add"),
+        plays=count_if(e, e.type == "play"),
+        skips=count_if(e, e.type == "skip"),
+        saves=count_if(e, e.type == "save") - count_if(e, e.type == "unsave"),
+        playlist_adds=count_if(e, e.type == "playlist_add"),
         ms_played=total(e.ms_played),
         last_ts=e.ts.max(),
     )

@@ -11,16 +11,17 @@ DEFAULT_DURATION_MS = 180_000  # for items the catalog does not know: a typical 
 
 
 def seconds(ts: ibis.TimestampValue) -> ibis.NumericValue:
-    """Whole seconds since the epoch, as a float: Spark's epoch seconds are whole, DuckDB's carry the fraction,
-    and features must not depend on the engine."""
+    """Whole seconds since the epoch, as a float, for timestamps other than the events' (which carry ``ts_s``):
+    Spark's epoch seconds are whole, DuckDB's carry the fraction, and features must not depend on the engine."""
     return ts.epoch_seconds().floor().cast("float64")
 
 
-def with_items(inputs: Inputs, events: ibis.Table) -> ibis.Table:
-    """Events with their item's duration, creator and genres (null when the catalog lacks the item)."""
+def with_items(inputs: Inputs, events: ibis.Table, *columns: str) -> ibis.Table:
+    """Events with the named item columns (``duration_ms``, ``creator_id``, ``genres``; null when the catalog
+    lacks the item): only what a table reads travels through a join of millions of events."""
     items = inputs.items
     joined = events.left_join(items, [events.item_id == items.id, events.item_type == items.item_type])
-    return joined.select(*[events[c] for c in events.columns], items.duration_ms, items.creator_id, items.genres)
+    return joined.select(*[events[c] for c in events.columns], *[items[c] for c in columns])
 
 
 def completion(t: ibis.Table) -> ibis.NumericValue:
@@ -29,10 +30,10 @@ def completion(t: ibis.Table) -> ibis.NumericValue:
     return ibis.least(t.ms_played.fill_null(0).cast("float64") / duration, 1.0)
 
 
-def count_if(condition: ibis.BooleanValue) -> ibis.IntegerValue:
-    """How many rows satisfy ``condition``, as int64 on every engine (DuckDB widens integer sums to 128 bits,
-    which its Parquet writer stores as doubles)."""
-    return condition.ifelse(1, 0).sum().cast("int64")
+def count_if(table: ibis.Table, condition: ibis.BooleanValue) -> ibis.IntegerValue:
+    """How many rows satisfy ``condition``: ``COUNT(*) FILTER (WHERE …)``, a third faster in DuckDB than summing
+    a CASE, and int64 on every engine."""
+    return table.count(where=condition).cast("int64")
 
 
 def total(value: ibis.NumericValue) -> ibis.IntegerValue:

@@ -14,7 +14,6 @@ import ibis
 
 from playnext.config import PipelineSettings
 from playnext.pipelines.inputs import Delta, Inputs
-from playnext.pipelines.tables.common import seconds
 
 _IMPRESSION = [
     "impression_id",
@@ -49,14 +48,14 @@ def outcomes_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: 
 
 def _outcomes(inputs: Inputs, e: ibis.Table, p: PipelineSettings) -> ibis.Table:
     imp = e.filter(e.type == "impression")
-    imp = imp.select(*_IMPRESSION[1:], impression_id=imp.event_id, imp_s=seconds(imp.ts))
+    imp = imp.select(*_IMPRESSION[1:], impression_id=imp.event_id, imp_s=imp.ts_s)
     acts = e.filter(e.type.isin(("play", "skip", "save")))
     acts = acts.select(
         a_user=acts.user_id,
         a_item=acts.item_id,
         a_type=acts.type,
         a_ms=acts.ms_played.fill_null(0),
-        a_s=seconds(acts.ts),
+        a_s=acts.ts_s,
     )
     window = p.outcome_window_hours * 3600.0
     near = imp.left_join(
@@ -70,7 +69,7 @@ def _outcomes(inputs: Inputs, e: ibis.Table, p: PipelineSettings) -> ibis.Table:
         ms_played=ibis.ifelse(near.a_type == "play", near.a_ms, 0).sum().cast("int64"),
     )
     plays = e.filter(e.type == "play")
-    plays = plays.select(r_user=plays.user_id, r_s=seconds(plays.ts))
+    plays = plays.select(r_user=plays.user_id, r_s=plays.ts_s)
     day = 86_400.0
     later = reacted.left_join(
         plays,

@@ -29,7 +29,7 @@ def _shares(t: ibis.Table, facet: str) -> ibis.Table:
 
 
 def user_profile(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
-    e = with_items(inputs, inputs.events.filter(inputs.events.type.isin(LISTENING)))
+    e = with_items(inputs, inputs.events.filter(inputs.events.type.isin(LISTENING)), "creator_id", "genres")
     e = e.mutate(ms=e.ms_played.fill_null(0))
     base = e.select("user_id", "ms", "item_type", "creator_id", "genres", hour=e.ts.hour())
     genres = base.filter(base.genres.notnull() & (base.genres.length() > 0))

@@ -19,7 +19,7 @@ from playnext.pipelines.tables.common import LISTENING, count_if, seconds, total
 def _numbered(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
     """Plays and skips with ``session_no``, each listener's running count of session starts."""
     e = events.filter(events.type.isin(LISTENING))
-    e = e.mutate(start_s=seconds(e.ts), end_s=seconds(e.ts) + e.ms_played.fill_null(0).cast("float64") / 1000.0)
+    e = e.mutate(start_s=e.ts_s, end_s=e.ts_s + e.ms_played.fill_null(0).cast("float64") / 1000.0)
     order = ibis.window(group_by=e.user_id, order_by=[e.ts, e.event_id])
     e = e.mutate(prev_end=e.end_s.lag().over(order))
     e = e.mutate(starts=(e.prev_end.isnull() | (e.start_s - e.prev_end > p.session_gap_minutes * 60.0)).ifelse(1, 0))
@@ -27,8 +27,8 @@ def _numbered(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
     return e.mutate(session_no=e.starts.sum().over(running)).drop("starts", "prev_end")
 
 
-def _session_id(user_id: ibis.StringValue, start: ibis.TimestampValue) -> ibis.StringValue:
-    return user_id.concat("-", seconds(start).cast("int64").cast("string"))
+def _session_id(user_id: ibis.StringValue, start_s: ibis.NumericValue) -> ibis.StringValue:
+    return user_id.concat("-", start_s.cast("int64").cast("string"))
 
 
 def session_events(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
@@ -36,10 +36,10 @@ def session_events(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
     e = _numbered(events, p)
     session = [e.user_id, e.session_no]
     e = e.mutate(
-        session_start=e.ts.min().over(ibis.window(group_by=session)),
+        session_start_s=e.start_s.min().over(ibis.window(group_by=session)),
         position=ibis.row_number().over(ibis.window(group_by=session, order_by=[e.ts, e.event_id])),
     )
-    return e.mutate(session_id=_session_id(e.user_id, e.session_start))
+    return e.mutate(session_id=_session_id(e.user_id, e.session_start_s))
 
 
 def sessions(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
@@ -61,7 +61,7 @@ def sessions_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: 
     floor = min(since, earliest) if earliest is not None else since
     events = inputs.events.filter(inputs.events.ts >= ibis.literal(dt.datetime.fromtimestamp(floor, dt.UTC)))
     joined = events.left_join(redo_from, "user_id")
-    events = joined.filter(seconds(joined.ts) >= joined.redo_s.fill_null(since)).select(*events.columns)
+    events = joined.filter(joined.ts_s >= joined.redo_s.fill_null(since)).select(*events.columns)
     kept = prev.left_join(redo_from, "user_id")
     kept = kept.filter(kept.start_s < kept.redo_s.fill_null(since)).select(*previous.columns)
     return kept.union(_sessions(events, p).select(*previous.columns), distinct=False)
@@ -71,19 +71,20 @@ def _sessions(events: ibis.Table, p: PipelineSettings) -> ibis.Table:
     e = _numbered(events, p)
     s = e.group_by(["user_id", "session_no"]).aggregate(
         start=e.ts.min(),
+        start_s=e.start_s.min(),
         end_s=e.end_s.max(),
         items=e.count().cast("int64"),
-        skips=count_if(e.type == "skip"),
-        tracks=count_if(e.item_type == "track"),
-        episodes=count_if(e.item_type == "episode"),
-        audiobooks=count_if(e.item_type == "audiobook"),
+        skips=count_if(e, e.type == "skip"),
+        tracks=count_if(e, e.item_type == "track"),
+        episodes=count_if(e, e.item_type == "episode"),
+        audiobooks=count_if(e, e.item_type == "audiobook"),
         ms_played=total(e.ms_played),
     )
     return s.select(
-        session_id=_session_id(s.user_id, s.start),
+        session_id=_session_id(s.user_id, s.start_s),
         user_id=s.user_id,
         start=s.start,
-        duration_s=(s.end_s - seconds(s.start)),
+        duration_s=(s.end_s - s.start_s),
         items=s["items"],
         skips=s.skips,
         skip_rate=s.skips.cast("float64") / s["items"].cast("float64"),

@@ -10,25 +10,25 @@ import ibis
 
 from playnext.config import PipelineSettings
 from playnext.pipelines.inputs import Inputs
-from playnext.pipelines.tables.common import LISTENING, completion, count_if, seconds, total, with_items
+from playnext.pipelines.tables.common import LISTENING, completion, count_if, total, with_items
 
 
 def _stats(e: ibis.Table, keys: list[str], inputs: Inputs, p: PipelineSettings) -> ibis.Table:
     now = inputs.as_of.timestamp()
     span = p.trend_days * 86_400.0
-    age = now - seconds(e.ts)
+    age = now - e.ts_s
     play = e.type == "play"
     listen = e.type.isin(LISTENING)
     out = e.group_by(keys).aggregate(
-        plays=count_if(play),
-        skips=count_if(e.type == "skip"),
-        streams=count_if(play & (e.ms_played.fill_null(0) >= p.stream_threshold_ms)),
-        saves=count_if(e.type == "save"),
+        plays=count_if(e, play),
+        skips=count_if(e, e.type == "skip"),
+        streams=count_if(e, play & (e.ms_played.fill_null(0) >= p.stream_threshold_ms)),
+        saves=count_if(e, e.type == "save"),
         listeners=e.user_id.nunique(where=listen),
         completion_rate=ibis.ifelse(play, completion(e), ibis.null("float64")).mean(),
         ms_played=total(e.ms_played),
-        plays_recent=count_if(play & (age < span)),
-        plays_before=count_if(play & (age >= span) & (age < 2 * span)),
+        plays_recent=count_if(e, play & (age < span)),
+        plays_before=count_if(e, play & (age >= span) & (age < 2 * span)),
     )
     return out.mutate(
         skip_rate=ibis.ifelse(
@@ -42,12 +42,14 @@ def _stats(e: ibis.Table, keys: list[str], inputs: Inputs, p: PipelineSettings) 
 
 def item_stats(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
     e = inputs.events
-    e = with_items(inputs, e.filter(e.type.isin(("play", "skip", "save")) & e.item_id.notnull()))
+    e = with_items(inputs, e.filter(e.type.isin(("play", "skip", "save")) & e.item_id.notnull()), "duration_ms")
     return _stats(e, ["item_id", "item_type"], inputs, p)
 
 
 def artist_stats(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
     e = inputs.events
-    e = with_items(inputs, e.filter(e.type.isin(("play", "skip", "save")) & (e.item_type == "track")))
+    e = with_items(
+        inputs, e.filter(e.type.isin(("play", "skip", "save")) & (e.item_type == "track")), "duration_ms", "creator_id"
+    )
     e = e.filter(e.creator_id.notnull()).rename(artist_id="creator_id")
     return _stats(e, ["artist_id"], inputs, p)
