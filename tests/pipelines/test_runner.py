@@ -87,3 +87,22 @@ def test_the_cli_runs_pipelines_and_sql_sees_the_tables(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown engine" in bad.stderr
     empty = playnext("pipeline", "run", env=env_for(tmp_path / "empty"), check=False)
     assert empty.returncode == 2 and "no events" in empty.stderr
+
+
+def test_features_do_not_depend_on_the_machines_time_zone(tmp_path: Path) -> None:
+    """DuckDB takes the machine's zone by default, and epochs and hours of timestamps with a zone go through
+    it; the engine pins UTC, so a server in India computes what one in Iceland does."""
+    from tests.pipelines.compare import assert_same_table
+
+    utc = Settings(data_dir=tmp_path / "utc" / "data")
+    tiny_world(utc)
+    for name, tz in (("utc", "UTC"), ("kolkata", "Asia/Kolkata")):
+        env = env_for(tmp_path / name / "data") | {"TZ": tz}
+        if name != "utc":
+            tiny_world(Settings(data_dir=tmp_path / name / "data"))
+        playnext("pipeline", "run", "--tables", "user_profile,user_item_affinity", env=env)
+    other = Settings(data_dir=tmp_path / "kolkata" / "data")
+    for table in ("user_profile", "user_item_affinity"):
+        assert_same_table(utc, other, table)
+    hours = {r["key"] for r in feature_table(other, "user_profile").read().to_pylist() if r["facet"] == "hour"}
+    assert hours == {"10", "12", "20"}
