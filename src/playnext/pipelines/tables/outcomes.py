@@ -47,47 +47,49 @@ def outcomes_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: 
 
 
 def _outcomes(inputs: Inputs, e: ibis.Table, p: PipelineSettings) -> ibis.Table:
+    """Reactions and returns are found per ``impression_id`` alone and joined back to the impression's columns,
+    so the joins and groupings carry four columns, not ten."""
     imp = e.filter(e.type == "impression")
     imp = imp.select(*_IMPRESSION[1:], impression_id=imp.event_id, imp_s=imp.ts_s)
+    keys = imp.select("impression_id", "user_id", "item_id", "imp_s")
     acts = e.filter(e.type.isin(("play", "skip", "save")))
     acts = acts.select(
-        a_user=acts.user_id,
-        a_item=acts.item_id,
-        a_type=acts.type,
-        a_ms=acts.ms_played.fill_null(0),
-        a_s=acts.ts_s,
+        a_user=acts.user_id, a_item=acts.item_id, a_type=acts.type, a_ms=acts.ms_played.fill_null(0), a_s=acts.ts_s
     )
     window = p.outcome_window_hours * 3600.0
-    near = imp.left_join(
+    near = keys.join(
         acts,
-        [imp.user_id == acts.a_user, imp.item_id == acts.a_item, acts.a_s >= imp.imp_s, acts.a_s <= imp.imp_s + window],
+        [
+            keys.user_id == acts.a_user,
+            keys.item_id == acts.a_item,
+            acts.a_s >= keys.imp_s,
+            acts.a_s <= keys.imp_s + window,
+        ],
     )
-    reacted = near.group_by([*_IMPRESSION, "imp_s"]).aggregate(
-        streamed=((near.a_type == "play") & (near.a_ms >= p.stream_threshold_ms)).ifelse(1, 0).max(),
-        saved=(near.a_type == "save").ifelse(1, 0).max(),
-        skipped=(near.a_type == "skip").ifelse(1, 0).max(),
+    reacted = near.group_by("impression_id").aggregate(
+        streamed=near.count(where=(near.a_type == "play") & (near.a_ms >= p.stream_threshold_ms)) > 0,
+        saved=near.count(where=near.a_type == "save") > 0,
+        skipped=near.count(where=near.a_type == "skip") > 0,
         ms_played=ibis.ifelse(near.a_type == "play", near.a_ms, 0).sum().cast("int64"),
     )
     plays = e.filter(e.type == "play")
     plays = plays.select(r_user=plays.user_id, r_s=plays.ts_s)
     day = 86_400.0
-    later = reacted.left_join(
+    returned = keys.semi_join(
         plays,
         [
-            reacted.user_id == plays.r_user,
-            plays.r_s > reacted.imp_s + day,
-            plays.r_s <= reacted.imp_s + p.return_window_days * day,
+            keys.user_id == plays.r_user,
+            plays.r_s > keys.imp_s + day,
+            plays.r_s <= keys.imp_s + p.return_window_days * day,
         ],
-    )
-    full = later.group_by([*_IMPRESSION, "imp_s", "streamed", "saved", "skipped", "ms_played"]).aggregate(
-        returned=later.r_s.notnull().ifelse(1, 0).max()
-    )
-    return full.select(
+    ).select(returned_id="impression_id")
+    out = imp.left_join(reacted, "impression_id").left_join(returned, imp.impression_id == returned.returned_id)
+    return out.select(
         *_IMPRESSION,
-        streamed=full.streamed.fill_null(0) == 1,
-        saved=full.saved.fill_null(0) == 1,
-        skipped=full.skipped.fill_null(0) == 1,
-        returned=full.returned == 1,
-        ms_played=full.ms_played.fill_null(0).cast("int64"),
-        complete=full.imp_s + p.return_window_days * day <= inputs.as_of.timestamp(),
+        streamed=out.streamed.fill_null(False),
+        saved=out.saved.fill_null(False),
+        skipped=out.skipped.fill_null(False),
+        returned=out.returned_id.notnull(),
+        ms_played=out.ms_played.fill_null(0).cast("int64"),
+        complete=out.imp_s + p.return_window_days * day <= inputs.as_of.timestamp(),
     )
