@@ -105,8 +105,9 @@ def run_pipeline(
                 if on_table:
                     on_table(name, result)
                 continue
-            expr = spec.build(inputs, params)
-            if mode == "incremental":
+            if mode == "full":
+                expr = spec.build(inputs, params)
+            else:
                 assert spec.incremental is not None
                 previous_as_of = dt.datetime.fromisoformat(old.meta["as_of"])
                 delta = load_delta(eng, settings, new_files, previous_as_of)
