@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from playnext.config import PipelineSettings
@@ -58,3 +59,19 @@ def test_removed_input_files_force_a_full_rebuild(tmp_path: Path, name: str) -> 
     lake = events_table(settings.lake_dir)
     lake.commit(remove=[lake.manifest().files[0].path])  # e.g. a user's data deleted on request
     assert [r.mode for r in run_pipeline(settings, tables=[name])] == ["full"]
+
+
+def test_a_changed_catalog_forces_a_full_rebuild(tmp_path: Path) -> None:
+    """Durations and genres come from the catalog: an incremental update would mix two versions of them."""
+    from playnext.catalog.store import catalog_table
+
+    settings, rest = two_part_world(tmp_path)
+    run_pipeline(settings, tables=INCREMENTAL)
+    tracks = catalog_table(settings.catalog_dir, "tracks")
+    old = tracks.manifest()
+    table = tracks.read()
+    index = table.schema.get_field_index("duration_ms")
+    fixed = table.set_column(index, "duration_ms", pa.array([200_000] * table.num_rows, pa.int64()))
+    tracks.commit(add=[tracks.write_file(fixed)], remove=[f.path for f in old.files])
+    add_events(settings, rest)
+    assert {r.mode for r in run_pipeline(settings, tables=INCREMENTAL)} == {"full"}

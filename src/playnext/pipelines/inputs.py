@@ -16,6 +16,9 @@ from playnext.lake.table import LakeTable
 from playnext.pipelines.engine import Engine
 
 
+ITEM_KINDS = ("tracks", "episodes", "audiobooks")
+
+
 class EmptyLake(RuntimeError):
     pass
 
@@ -31,6 +34,9 @@ class Inputs:
     events_version: int
     events_rows: int
     events_files: list[str]  # relative paths in the events table: what a feature table records it consumed
+    # Manifest version of each catalog kind read: metadata (durations, genres, artists) that an incremental
+    # update would otherwise mix across versions.
+    catalog_versions: dict[str, int]
 
 
 @dataclass
@@ -76,6 +82,7 @@ def load_inputs(engine: Engine, settings: Settings, as_of: dt.datetime | None = 
     return Inputs(
         events=events, items=items, as_of=as_of.astimezone(dt.UTC), events_version=manifest.version,
         events_rows=manifest.rows, events_files=[f.path for f in manifest.files],
+        catalog_versions={k: LakeTable(settings.catalog_dir / k).manifest().version for k in ITEM_KINDS},
     )  # fmt: skip
 
 

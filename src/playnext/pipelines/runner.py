@@ -47,6 +47,7 @@ def _plan(spec: FeatureTable, old: Manifest, inputs: Inputs, params: dict, full:
         and meta.get("params") == params
         and previous_as_of is not None
         and consumed <= current  # nothing was removed or rewritten under it
+        and meta.get("inputs", {}).get("catalog") == inputs.catalog_versions
         and dt.datetime.fromisoformat(previous_as_of) <= inputs.as_of
     )
     if not reusable:
@@ -83,7 +84,8 @@ def run_pipeline(
     """Build ``tables`` (all by default); ``on_table(name, None)`` before each, ``on_table(name, run)`` after.
 
     A table is updated incrementally when it can be and nothing forbids it: same schema version and parameters,
-    no event file it consumed has gone, and the reference time has not moved back. ``full`` rebuilds all."""
+    no event file it consumed has gone, the catalog it read is unchanged, and the reference time has not moved
+    back. ``full`` rebuilds all."""
     names = choose(tables)
     params = settings.pipelines
     recorded = params.model_dump(exclude={"engine", "spark_master"})
@@ -131,7 +133,8 @@ def run_pipeline(
                             "version": inputs.events_version,
                             "rows": inputs.events_rows,
                             "files": inputs.events_files,
-                        }
+                        },
+                        "catalog": inputs.catalog_versions,
                     },
                     "params": recorded,
                     "mode": mode,
