@@ -15,7 +15,6 @@ from playnext.events.schema import ARROW_SCHEMA
 from playnext.lake.table import LakeTable
 from playnext.pipelines.engine import Engine
 
-
 ITEM_KINDS = ("tracks", "episodes", "audiobooks")
 
 
