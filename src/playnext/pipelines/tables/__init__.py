@@ -67,7 +67,7 @@ TABLES: dict[str, FeatureTable] = {
             1,
             profile.user_profile,
             "shares of genres, artists, content types, hours",
-            why_full="shares are ratios of sums: additive in principle, not built incrementally yet",
+            incremental=profile.user_profile_incremental,
         ),
         FeatureTable(
             "outcomes",

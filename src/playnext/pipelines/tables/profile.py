@@ -2,7 +2,9 @@
 
 Facets: ``genre``, ``artist``, ``content_type`` (track, episode, audiobook) and ``hour`` (0-23, UTC). Shares are
 of listening time, not of play counts, so one finished audiobook chapter outweighs a string of skipped tracks.
-Long form keeps the table the same on every engine; a reader pivots what it needs.
+An item with several genres splits its time evenly between them. Long form keeps the table the same on every
+engine; a reader pivots what it needs. The table keeps each key's milliseconds, so an incremental run adds the
+new events' time and recomputes the shares: exact, because a share is a ratio of sums.
 """
 
 from __future__ import annotations
@@ -10,36 +12,45 @@ from __future__ import annotations
 import ibis
 
 from playnext.config import PipelineSettings
-from playnext.pipelines.inputs import Inputs
+from playnext.pipelines.inputs import Delta, Inputs
 from playnext.pipelines.tables.common import LISTENING, with_items
 
 
-def _shares(t: ibis.Table, facet: str) -> ibis.Table:
-    per_key = t.group_by(["user_id", "key"]).aggregate(ms=t.ms.sum().cast("float64"))
-    total = per_key.group_by("user_id").aggregate(total=per_key.ms.sum())
-    joined = per_key.join(total, "user_id")
-    joined = joined.filter(joined.total > 0)
-    return joined.select(
-        "user_id",
-        facet=ibis.literal(facet),
-        key=joined.key,
-        share=joined.ms.cast("float64") / joined.total,
-        ms_played=joined.ms,
+def _facets(inputs: Inputs, events: ibis.Table) -> ibis.Table:
+    """One row per (listening event, facet key) with the milliseconds it contributes: not yet aggregated."""
+    e = with_items(inputs, events.filter(events.type.isin(LISTENING)), "creator_id", "genres")
+    base = e.select(
+        "user_id", "item_type", "creator_id", "genres", ms=e.ms_played.fill_null(0).cast("float64"), hour=e.ts.hour()
     )
+    genres = base.filter(base.genres.notnull() & (base.genres.length() > 0))
+    genres = genres.select(
+        "user_id",
+        facet=ibis.literal("genre"),
+        key=genres.genres.unnest(),
+        ms=genres.ms / genres.genres.length().cast("float64"),
+    )
+    artists = base.filter((base.item_type == "track") & base.creator_id.notnull())
+    return ibis.union(
+        genres,
+        artists.select("user_id", facet=ibis.literal("artist"), key=artists.creator_id, ms=artists.ms),
+        base.select("user_id", facet=ibis.literal("content_type"), key=base.item_type, ms=base.ms),
+        base.select("user_id", facet=ibis.literal("hour"), key=base.hour.cast("string"), ms=base.ms),
+        distinct=False,
+    )
+
+
+def _shares(parts: ibis.Table) -> ibis.Table:
+    per_key = parts.group_by(["user_id", "facet", "key"]).aggregate(ms=parts.ms.sum().cast("float64"))
+    total = per_key.group_by(["user_id", "facet"]).aggregate(total=per_key.ms.sum())
+    joined = per_key.join(total, ["user_id", "facet"])
+    joined = joined.filter(joined.total > 0)
+    return joined.select("user_id", "facet", "key", share=joined.ms / joined.total, ms_played=joined.ms)
 
 
 def user_profile(inputs: Inputs, p: PipelineSettings) -> ibis.Table:
-    e = with_items(inputs, inputs.events.filter(inputs.events.type.isin(LISTENING)), "creator_id", "genres")
-    e = e.mutate(ms=e.ms_played.fill_null(0))
-    base = e.select("user_id", "ms", "item_type", "creator_id", "genres", hour=e.ts.hour())
-    genres = base.filter(base.genres.notnull() & (base.genres.length() > 0))
-    genres = genres.mutate(share_ms=genres.ms.cast("float64") / genres.genres.length().cast("float64"))
-    genres = genres.select("user_id", key=genres.genres.unnest(), ms=genres.share_ms)
-    artists = base.filter(base.item_type == "track").filter(base.creator_id.notnull())
-    return ibis.union(
-        _shares(genres, "genre"),
-        _shares(artists.select("user_id", key=artists.creator_id, ms=artists.ms.cast("float64")), "artist"),
-        _shares(base.select("user_id", key=base.item_type, ms=base.ms.cast("float64")), "content_type"),
-        _shares(base.select("user_id", key=base.hour.cast("string"), ms=base.ms.cast("float64")), "hour"),
-        distinct=False,
-    )
+    return _shares(_facets(inputs, inputs.events))
+
+
+def user_profile_incremental(inputs: Inputs, previous: ibis.Table, delta: Delta, p: PipelineSettings) -> ibis.Table:
+    old = previous.select("user_id", "facet", "key", ms=previous.ms_played.cast("float64"))
+    return _shares(old.union(_facets(inputs, delta.new_events), distinct=False))
