@@ -113,3 +113,23 @@ def test_every_command_has_help() -> None:
         assert result.exit_code == 0, (path, result.output)
         assert "Usage" in result.output
     assert len(paths) >= 12
+
+
+def test_the_server_compacts_served_events_into_the_lake_by_itself(tmp_path: Path) -> None:
+    import time
+
+    env = env_for(tmp_path / "data", segment_max_age_s="0.5", compact_interval_s="0.5")
+    key = playnext("keys", "create", "--scope", "ingest", "--quiet", env=env).stdout.strip()
+    server = Server(env)
+    try:
+        batch = [event(event_id=f"auto-{i}", ts="2026-11-04T12:00:00Z") for i in range(10)]
+        assert httpx.post(f"{server.url}/v1/events", json=batch, headers={"Authorization": f"Bearer {key}"}).is_success
+        deadline = time.monotonic() + 20
+        count = 0
+        while time.monotonic() < deadline and count < 10:
+            time.sleep(0.5)
+            result = playnext("sql", "SELECT count(*) AS n FROM events", "--format", "json", env=env)
+            count = json.loads(result.stdout)[0]["n"]
+        assert count == 10
+    finally:
+        server.stop()

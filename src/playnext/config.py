@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     # A non-empty active segment older than this is sealed, so compaction sees recent events on a quiet server.
     segment_max_age_s: float = Field(default=300.0, gt=0)
+    # How often `playnext serve` folds sealed segments into the lake by itself; 0 leaves it to
+    # `playnext events compact`.
+    compact_interval_s: float = Field(default=60.0, ge=0)
     # Log bytes folded into the lake per manifest commit: bounds compaction's memory.
     compact_commit_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     # Upper bound on events written under one fsync; keeps the tail latency of a group bounded.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,9 +19,12 @@ from playnext.api import errors
 from playnext.api.keys import KeyStore
 from playnext.api.routes import events, health
 from playnext.config import Settings
+from playnext.events.compaction import compact
 from playnext.events.log import EventLog, event_log_for
 from playnext.events.schema import Event
 from playnext.events.validation import Clock, IngestReport
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI:
@@ -28,9 +34,14 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = event_log is None
         app.state.event_log = event_log or event_log_for(settings).open()
+        compactor = asyncio.create_task(compact_periodically(settings)) if settings.compact_interval_s > 0 else None
         try:
             yield
         finally:
+            if compactor is not None:
+                compactor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await compactor
             if owned:
                 app.state.event_log.close()
 
@@ -49,6 +60,24 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.include_router(health.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def compact_periodically(settings: Settings) -> None:
+    """Fold sealed segments into the lake every ``compact_interval_s``, so served events reach SQL and the
+    pipelines without an operator. Compaction is crash-safe, so being cancelled or killed mid-way is harmless;
+    a failure is logged and retried at the next tick, never taken down with the server."""
+    while True:
+        await asyncio.sleep(settings.compact_interval_s)
+        try:
+            await asyncio.to_thread(
+                compact,
+                settings.log_dir,
+                settings.lake_dir,
+                segment_max_bytes=settings.segment_max_bytes,
+                commit_bytes=settings.compact_commit_bytes,
+            )
+        except Exception:
+            log.exception("background compaction failed; retrying in %s s", settings.compact_interval_s)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
