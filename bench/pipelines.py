@@ -37,6 +37,21 @@ from playnext.synth.world import WorldParams, load_world
 SIZES = {"1m": (2_400, 20_000), "10m": (24_000, 100_000)}  # users, tracks over 28 days
 DAYS = 28
 
+# Parts the hand-written statements share: the session numbering, and the aggregates of both stats tables.
+NUMBERED = """l AS (
+          SELECT *, floor(epoch(ts)) AS s, floor(epoch(ts)) + coalesce(ms_played,0) / 1000.0 AS end_s
+          FROM events WHERE type IN ('play','skip')),
+        g AS (SELECT *, CASE WHEN s - lag(end_s) OVER w > 1800 OR lag(end_s) OVER w IS NULL THEN 1 ELSE 0 END AS new
+              FROM l WINDOW w AS (PARTITION BY user_id ORDER BY ts, event_id)),
+        n AS (SELECT *, sum(new) OVER (PARTITION BY user_id ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING) AS no FROM g)"""
+STATS = """count(*) FILTER (type='play') AS plays, count(*) FILTER (type='skip') AS skips,
+          count(*) FILTER (type='play' AND coalesce(ms_played,0) >= 30000) AS streams,
+          count(*) FILTER (type='save') AS saves, count(DISTINCT user_id) FILTER (type IN ('play','skip')) AS listeners,
+          avg(least(coalesce(ms_played,0) / coalesce(duration_ms,180000)::DOUBLE, 1.0)) FILTER (type='play') AS completion_rate,
+          sum(coalesce(ms_played,0))::BIGINT AS ms_played,
+          count(*) FILTER (type='play' AND age < 604800) AS plays_recent,
+          count(*) FILTER (type='play' AND age >= 604800 AND age < 1209600) AS plays_before"""
+
 # The same transforms, written by hand for DuckDB. {p} holds the pipeline parameters, {as_of} the reference time.
 HAND_SQL = {
     "user_item_affinity": """
@@ -54,12 +69,7 @@ HAND_SQL = {
           max(ts) AS last_ts
         FROM e GROUP BY ALL""",
     "sessions": """
-        WITH l AS (
-          SELECT *, floor(epoch(ts)) AS s, floor(epoch(ts)) + coalesce(ms_played,0) / 1000.0 AS end_s
-          FROM events WHERE type IN ('play','skip')),
-        g AS (SELECT *, CASE WHEN s - lag(end_s) OVER w > 1800 OR lag(end_s) OVER w IS NULL THEN 1 ELSE 0 END AS new
-              FROM l WINDOW w AS (PARTITION BY user_id ORDER BY ts, event_id)),
-        n AS (SELECT *, sum(new) OVER (PARTITION BY user_id ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING) AS no FROM g)
+        WITH {numbered}
         SELECT user_id || '-' || CAST(min(s) AS BIGINT) AS session_id, user_id, min(ts) AS start,
           max(end_s) - min(s) AS duration_s, count(*) AS items, count(*) FILTER (type='skip') AS skips,
           count(*) FILTER (type='skip') / count(*)::DOUBLE AS skip_rate, sum(coalesce(ms_played,0))::BIGINT AS ms_played,
@@ -68,12 +78,7 @@ HAND_SQL = {
                WHEN count(*) FILTER (item_type='audiobook') = count(*) THEN 'audiobook' ELSE 'mixed' END AS content_type
         FROM n GROUP BY user_id, no""",
     "item_cooccurrence": """
-        WITH l AS (
-          SELECT *, floor(epoch(ts)) AS s, floor(epoch(ts)) + coalesce(ms_played,0) / 1000.0 AS end_s
-          FROM events WHERE type IN ('play','skip')),
-        g AS (SELECT *, CASE WHEN s - lag(end_s) OVER w > 1800 OR lag(end_s) OVER w IS NULL THEN 1 ELSE 0 END AS new
-              FROM l WINDOW w AS (PARTITION BY user_id ORDER BY ts, event_id)),
-        n AS (SELECT *, sum(new) OVER (PARTITION BY user_id ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING) AS no FROM g),
+        WITH {numbered},
         seq AS (
           SELECT user_id || ':' || no AS seq_id, item_id,
                  row_number() OVER (PARTITION BY user_id, no ORDER BY ts, event_id) AS pos FROM n WHERE type = 'play'
@@ -94,25 +99,13 @@ HAND_SQL = {
         WITH e AS (SELECT e.*, i.duration_ms, {as_of} - floor(epoch(ts)) AS age FROM events e
                    LEFT JOIN items i ON e.item_id = i.id AND e.item_type = i.item_type
                    WHERE e.type IN ('play','skip','save') AND e.item_id IS NOT NULL)
-        SELECT item_id, item_type, count(*) FILTER (type='play') AS plays, count(*) FILTER (type='skip') AS skips,
-          count(*) FILTER (type='play' AND coalesce(ms_played,0) >= 30000) AS streams,
-          count(*) FILTER (type='save') AS saves, count(DISTINCT user_id) FILTER (type IN ('play','skip')) AS listeners,
-          avg(least(coalesce(ms_played,0) / coalesce(duration_ms,180000)::DOUBLE, 1.0)) FILTER (type='play') AS completion_rate,
-          sum(coalesce(ms_played,0))::BIGINT AS ms_played,
-          count(*) FILTER (type='play' AND age < 604800) AS plays_recent,
-          count(*) FILTER (type='play' AND age >= 604800 AND age < 1209600) AS plays_before
+        SELECT item_id, item_type, {stats}
         FROM e GROUP BY ALL""",
     "artist_stats": """
         WITH e AS (SELECT e.*, i.duration_ms, i.creator_id, {as_of} - floor(epoch(ts)) AS age FROM events e
                    JOIN items i ON e.item_id = i.id AND e.item_type = i.item_type
                    WHERE e.type IN ('play','skip','save') AND e.item_type = 'track' AND i.creator_id IS NOT NULL)
-        SELECT creator_id AS artist_id, count(*) FILTER (type='play') AS plays, count(*) FILTER (type='skip') AS skips,
-          count(*) FILTER (type='play' AND coalesce(ms_played,0) >= 30000) AS streams,
-          count(*) FILTER (type='save') AS saves, count(DISTINCT user_id) FILTER (type IN ('play','skip')) AS listeners,
-          avg(least(coalesce(ms_played,0) / coalesce(duration_ms,180000)::DOUBLE, 1.0)) FILTER (type='play') AS completion_rate,
-          sum(coalesce(ms_played,0))::BIGINT AS ms_played,
-          count(*) FILTER (type='play' AND age < 604800) AS plays_recent,
-          count(*) FILTER (type='play' AND age >= 604800 AND age < 1209600) AS plays_before
+        SELECT creator_id AS artist_id, {stats}
         FROM e GROUP BY ALL""",
     "user_profile": """
         WITH e AS (SELECT e.user_id, coalesce(e.ms_played,0) AS ms, e.item_type, i.creator_id, i.genres, hour(e.ts) AS hour
@@ -177,7 +170,7 @@ def hand_written(settings: Settings, name: str, as_of: float, out: Path) -> tupl
             f"SELECT id, '{item_type}' AS item_type, duration_ms, {creator} AS creator_id, genres FROM read_parquet({paths})"
         )
     con.execute("CREATE VIEW items AS " + " UNION ALL ".join(parts))
-    sql = HAND_SQL[name].format(as_of=as_of)
+    sql = HAND_SQL[name].format(as_of=as_of, numbered=NUMBERED, stats=STATS)
     t0 = time.perf_counter()
     con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
     seconds = time.perf_counter() - t0
