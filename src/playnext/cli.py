@@ -31,7 +31,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(pipeline_app, name="pipeline")
 
-out = Console(soft_wrap=True)
+# Tables keep their columns when piped (rich would otherwise assume 80 columns).
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 SHOWN_PROBLEMS = 20
 
@@ -426,6 +427,9 @@ def simulate(
 def main() -> None:
     app()
 
+
+# Stage ③'s commands live in their own module and register themselves on ``app``.
+from playnext import cli_models  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -61,6 +61,60 @@ class PipelineSettings(BaseModel):
     trend_days: int = Field(default=7, ge=1)
 
 
+class RewardSettings(BaseModel):
+    """A named reward: the weight of each outcome of an impression (``outcomes`` columns). Changing the weights
+    registers a new version of the name; an old version is never rewritten."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    streamed: float = 1.0
+    saved: float = 0.0
+    skipped: float = 0.0
+    returned: float = 0.0
+    minutes: float = 0.0  # per minute listened, capped by ``minutes_cap``
+    minutes_cap: float = Field(default=10.0, ge=0)
+
+
+DEFAULT_REWARDS = {
+    "engagement": RewardSettings(streamed=1.0, saved=2.0, skipped=-1.0, returned=0.5),
+    "streamed_30s": RewardSettings(streamed=1.0),
+    "saved": RewardSettings(streamed=0.0, saved=1.0),
+    "long_term": RewardSettings(streamed=0.5, saved=1.0, skipped=-0.5, returned=2.0, minutes=0.1),
+}
+
+
+class ModelSettings(BaseModel):
+    """Stage ③: which generators a training run fits, their parameters, and the ranker; ``[models]`` in TOML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generators: list[str] = Field(
+        default=["als", "ease", "rp3beta", "cooccurrence", "popularity", "popularity_country", "content", "sasrec"]
+    )
+    # Hyper-parameters per generator name, e.g. ``[models.params.als] factors = 128``.
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # ALS's trainer: ``implicit`` in process, or Spark ALS on ``spark_master`` for data beyond one machine.
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[*]"
+    candidates_per_generator: int = Field(default=100, ge=1, le=5000)
+    ranker: bool = True
+    ranker_params: dict[str, Any] = Field(default_factory=dict)
+    # Without logged impressions, the ranker learns from the last share of the training events: generators
+    # fitted on what came before propose candidates, and what listeners did next labels them.
+    ranker_label_share: float = Field(default=0.15, gt=0, lt=1)
+    reward: str = "engagement"
+    # A play of at least this share of an item (or a save, a playlist add) is a positive: the training sequence of
+    # next-track models and the holdout of offline evaluation.
+    positive_completion: float = Field(default=0.8, ge=0, le=1)
+    # Listener × item pairs at or below this affinity are not training signal (skips net out negative).
+    min_affinity: float = 0.0
+    # Vector models answer ``recommend`` through a voyager index when the catalog has at least this many items.
+    ann_min_items: int = Field(default=20_000, ge=0)
+    ann_ef: int = Field(default=200, ge=10)
+    # How often a running server checks for a newly promoted version.
+    reload_interval_s: float = Field(default=2.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PLAYNEXT_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -89,6 +143,14 @@ class Settings(BaseSettings):
     max_clock_skew_s: int = Field(default=24 * 3600, ge=0)
 
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    rewards: dict[str, RewardSettings] = Field(default_factory=lambda: dict(DEFAULT_REWARDS))
+
+    @field_validator("rewards")
+    @classmethod
+    def _with_default_rewards(cls, value: dict[str, RewardSettings]) -> dict[str, RewardSettings]:
+        """Configured rewards add to (or redefine) the built-in ones instead of hiding them."""
+        return {**DEFAULT_REWARDS, **value}
 
     @field_validator("data_dir")
     @classmethod
@@ -130,6 +192,14 @@ class Settings(BaseSettings):
     @property
     def features_dir(self) -> Path:
         return self.data_dir / "features"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def rewards_dir(self) -> Path:
+        return self.data_dir / "rewards"
 
     @property
     def synth_dir(self) -> Path:

@@ -17,12 +17,14 @@ from fastapi.openapi.utils import get_openapi
 import playnext
 from playnext.api import errors
 from playnext.api.keys import KeyStore
-from playnext.api.routes import events, health
+from playnext.api.routes import events, health, models
 from playnext.config import Settings
 from playnext.events.compaction import compact
 from playnext.events.log import EventLog, event_log_for
 from playnext.events.schema import Event
 from playnext.events.validation import Clock, IngestReport
+from playnext.models.registry import Registry
+from playnext.models.served import ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,14 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
         owned = event_log is None
         app.state.event_log = event_log or event_log_for(settings).open()
         compactor = asyncio.create_task(compact_periodically(settings)) if settings.compact_interval_s > 0 else None
+        await asyncio.to_thread(app.state.model.refresh)
+        reloader = asyncio.create_task(reload_periodically(app.state.model, settings.models.reload_interval_s))
         try:
             yield
         finally:
+            reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloader
             if compactor is not None:
                 compactor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -55,9 +62,11 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.keys = KeyStore(settings.keys_file)
     app.state.clock = Clock(max_skew=dt.timedelta(seconds=settings.max_clock_skew_s))
     app.state.event_log = event_log
+    app.state.model = ServedModel(Registry(settings))
     errors.install(app)
     app.router.routes.extend(events.routes)
     app.include_router(health.router)
+    app.include_router(models.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -78,6 +87,16 @@ async def compact_periodically(settings: Settings) -> None:
             )
         except Exception:
             log.exception("background compaction failed; retrying in %s s", settings.compact_interval_s)
+
+
+async def reload_periodically(model: ServedModel, interval_s: float) -> None:
+    """Pick up a promoted (or rolled back) version without a restart; loading runs off the event loop."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(model.refresh)
+        except Exception:
+            log.exception("checking for a new model version failed; retrying in %s s", interval_s)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

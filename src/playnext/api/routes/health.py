@@ -18,4 +18,8 @@ async def readyz(request: Request) -> JSONResponse:
     event_log = request.app.state.event_log
     checks = {"log_writable": bool(event_log is not None and event_log.healthy)}
     ready = all(checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    model = request.app.state.model
+    # Reported, not required: an ingest-only deployment has no model, and a refused newer version leaves the
+    # previous one serving.
+    served = {"version": model.version.id if model.version else None, "error": model.error}
+    return JSONResponse({"ready": ready, "checks": checks, "model": served}, status_code=200 if ready else 503)

@@ -1,0 +1,1 @@
+"""Offline evaluation of recommendations (temporal holdout, full ranking) and, later, experiment analysis."""

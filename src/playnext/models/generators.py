@@ -1,0 +1,57 @@
+"""Config names → generator classes: the one place a generator is chosen (and ALS's trainer with it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from playnext.models.base import CandidateModel
+from playnext.models.blend import Blend
+from playnext.models.content import ContentSimilarity
+from playnext.models.factorization import ALS, SparkALS
+from playnext.models.item_item import EASE, Cooccurrence, RP3Beta
+from playnext.models.popularity import Popularity
+from playnext.models.sequence import SASRec
+
+GENERATORS: dict[str, type[CandidateModel]] = {
+    cls.name: cls for cls in (ALS, EASE, RP3Beta, Cooccurrence, Popularity, ContentSimilarity, SASRec, Blend)
+}
+# Named variants: the same class with different parameters, usable as separate generators.
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "trending": ("popularity", {"trending": True}),
+    "popularity_country": ("popularity", {"segment": "country"}),
+    "popularity_genre": ("popularity", {"segment": "genre"}),
+}
+
+
+class UnknownGenerator(ValueError):
+    pass
+
+
+def names() -> list[str]:
+    return sorted(set(GENERATORS) - {"blend"} | set(PRESETS))
+
+
+def build_generator(
+    name: str, params: dict[str, Any] | None = None, *, engine: str = "duckdb", spark_master: str = "local[*]"
+) -> CandidateModel:
+    base, preset = PRESETS.get(name, (name, {}))
+    cls = GENERATORS.get(base)
+    if cls is None or base == "blend":
+        raise UnknownGenerator(f"unknown generator {name!r}; choose from {', '.join(names())}")
+    merged = {**preset, **(params or {})}
+    try:
+        if cls is ALS and engine == "spark":
+            return SparkALS(master=spark_master, **merged)
+        return cls(**merged)
+    except TypeError as exc:
+        raise UnknownGenerator(f"bad parameters for generator {name!r}: {exc}") from None
+
+
+def load_generator(path: Path) -> CandidateModel:
+    meta = json.loads((path / "params.json").read_text())
+    cls = GENERATORS.get(meta.get("name"))
+    if cls is None:
+        raise UnknownGenerator(f"{path} holds an unknown model {meta.get('name')!r}")
+    return cls.load(path)

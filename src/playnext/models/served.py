@@ -1,0 +1,54 @@
+"""The version a server answers with, switched without a restart when ``models promote`` moves the pointer.
+
+``refresh`` reads the pointer (cheap: a stat, and a small read only when it changed) and loads a new version
+aside; the swap is one attribute assignment, so a request sees the old or the new version, never half of one.
+A version that fails to load is refused: the error is kept for ``/readyz`` and ``/v1/models`` and the version
+that was serving goes on serving. The same failed version is not retried until the pointer changes again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from playnext.models.registry import POINTER, ModelVersion, Registry, RegistryError
+
+log = logging.getLogger(__name__)
+
+
+class ServedModel:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.version: ModelVersion | None = None
+        self.error: str | None = None
+        self._seen: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = (Path(self.registry.root) / POINTER).stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_ino)
+
+    def refresh(self) -> bool:
+        """Load the pointed-to version if the pointer moved; True when a new version is now served."""
+        with self._lock:
+            stamp = self._stamp()
+            if stamp == self._seen:
+                return False
+            self._seen = stamp
+            try:
+                wanted = self.registry.current_id()
+                if wanted is None or (self.version is not None and self.version.id == wanted):
+                    self.error = None
+                    return False
+                loaded = self.registry.load(wanted)
+            except RegistryError as exc:
+                self.error = str(exc)
+                log.error("keeping model version %s: %s", self.version.id if self.version else None, exc)
+                return False
+            self.version, self.error = loaded, None
+            log.info("now serving model version %s", loaded.id)
+            return True

@@ -1,0 +1,228 @@
+"""One training run: fit the configured generators, label candidates with a reward, fit the ranker.
+
+The ranker must learn how generator scores relate to what listeners do *next*, so it cannot be trained on scores
+of generators that already saw the answer. The run therefore splits the training period at its last
+``ranker_label_share`` of events: generators fitted on the part before propose candidates for the part after,
+whose outcomes (logged impressions when there are enough, otherwise interactions) give reward labels. The
+generators are then refitted on the whole period and served with that ranker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from playnext.config import Settings
+from playnext.models.base import CandidateModel
+from playnext.models.content import ContentSimilarity
+from playnext.models.data import (
+    events_quantile,
+    item_index_of,
+    load_impression_outcomes,
+    load_interactions,
+    load_reactions,
+)
+from playnext.models.generators import build_generator
+from playnext.models.interactions import Interactions
+from playnext.models.ranker import LambdaRanker
+from playnext.models.recommender import Recommender
+from playnext.pipelines.engine import DuckDBEngine
+from playnext.pipelines.inputs import load_inputs
+from playnext.rewards.definitions import Reward, register_reward
+
+# Fewer labelled impressions than this and the ranker learns from interactions instead.
+MIN_IMPRESSIONS = 1000
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingRun:
+    recommender: Recommender
+    data: Interactions
+    cutoff: dt.datetime | None
+    reward: Reward | None
+    timings: dict[str, float] = field(default_factory=dict)
+    ranker_info: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_generators(
+    settings: Settings,
+    data: Interactions,
+    names: list[str],
+    reuse: dict[str, CandidateModel] | None = None,
+    on_step: Progress | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, CandidateModel]:
+    m = settings.models
+    out: dict[str, CandidateModel] = {}
+    for name in names:
+        if on_step:
+            on_step(f"fitting {name}")
+        t0 = time.perf_counter()
+        model = build_generator(name, m.params.get(name), engine=m.engine, spark_master=m.spark_master)
+        previous = (reuse or {}).get(name)
+        if isinstance(model, ContentSimilarity) and isinstance(previous, ContentSimilarity):
+            model.fit_with_embeddings(data, previous)  # the catalog text did not change: reuse its embeddings
+        else:
+            model.fit(data)
+        out[name] = model
+        if timings is not None:
+            timings[f"fit_{name}"] = timings.get(f"fit_{name}", 0.0) + time.perf_counter() - t0
+    return out
+
+
+def _labelled_pairs(
+    settings: Settings, reward: Reward, data_a: Interactions, start: dt.datetime, end: dt.datetime
+) -> tuple[str, pa.Table, np.ndarray]:
+    """(source, table with user_id/item_id/item_type and a ``group`` column, relevance grades)."""
+    impressions = load_impression_outcomes(settings, start, end)
+    if impressions.num_rows >= MIN_IMPRESSIONS:
+        grades = reward.relevance(impressions)
+        groups = pc.dictionary_encode(impressions["request_id"]).combine_chunks().indices
+        table = impressions.select(["user_id", "item_id", "item_type"]).append_column("group", groups)
+        if grades.max(initial=0) > 0:
+            return "impressions", table, grades
+    reactions = load_reactions(settings, start, end)
+    grades = reward.relevance(reactions)
+    groups = pc.dictionary_encode(reactions["user_id"]).combine_chunks().indices
+    return "interactions", reactions.select(["user_id", "item_id", "item_type"]).append_column("group", groups), grades
+
+
+def _ranker_training_set(
+    rec: Recommender, data_a: Interactions, source: str, table: pa.Table, grades: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, grades and group sizes. For interactions, each listener's candidate pool is one query, graded
+    by what they did next; for impressions, each logged list is one query over the items it showed."""
+    users_all = np.asarray(table["user_id"].to_numpy(zero_copy_only=False), dtype=object)
+    items_all = item_index_of(data_a, table)
+    keep = items_all >= 0
+    if source == "interactions":
+        positive_users = np.unique(users_all[keep & (grades > 0)])
+        users = data_a.user_index(positive_users)
+        lists = rec.candidate_lists(users)
+        rows, items = rec.pool(lists)
+        graded = {
+            (u, i): g
+            for u, i, g in zip(users_all[keep].tolist(), items_all[keep].tolist(), grades[keep].tolist(), strict=True)
+        }
+        labels = np.array(
+            [graded.get((positive_users[r], i), 0) for r, i in zip(rows.tolist(), items.tolist(), strict=True)],
+            dtype=np.int32,
+        )
+        group_of = rows
+    else:
+        user_ids, user_rows = np.unique(users_all[keep], return_inverse=True)
+        users = data_a.user_index(user_ids)
+        lists = rec.candidate_lists(users)
+        rows, items, labels = user_rows, items_all[keep], grades[keep]
+        group_of = np.asarray(table["group"].to_numpy(zero_copy_only=False))[keep]
+    order = np.argsort(group_of, kind="stable")
+    rows, items, labels, group_of = rows[order], items[order], labels[order], group_of[order]
+    features = rec.features(users, lists, rows, items)
+    # Queries without any positive teach lambdarank nothing.
+    _, start, counts = np.unique(group_of, return_index=True, return_counts=True)
+    has_positive = np.add.reduceat(labels > 0, start) > 0 if len(start) else np.zeros(0, bool)
+    mask = np.repeat(has_positive, counts)
+    return features[mask], labels[mask], counts[has_positive]
+
+
+def train(settings: Settings, cutoff: dt.datetime | None = None, on_step: Progress | None = None) -> TrainingRun:
+    m = settings.models
+    timings: dict[str, float] = {}
+    step = on_step or (lambda _msg: None)
+    t0 = time.perf_counter()
+    step("loading training data")
+    data = load_interactions(settings, cutoff)
+    timings["load"] = time.perf_counter() - t0
+    if data.n_users == 0:
+        raise ValueError("no listener has any positive interaction before the cutoff: nothing to learn from")
+    ranker = None
+    reward = None
+    info: dict[str, Any] = {}
+    early: dict[str, CandidateModel] = {}
+    if m.ranker:
+        reward = register_reward(settings, m.reward)
+        end = cutoff or data.as_of + dt.timedelta(seconds=1)
+        label_start = events_quantile(settings, 1.0 - m.ranker_label_share, before=end)
+        step("loading ranker training data")
+        data_a = load_interactions(settings, label_start)
+        early = fit_generators(settings, data_a, m.generators, on_step=step, timings=timings)
+        rec_a = Recommender(early, None, m.candidates_per_generator).attach(data_a)
+        step("labelling candidates")
+        source, table, grades = _labelled_pairs(settings, reward, data_a, label_start, end)
+        features, labels, groups = _ranker_training_set(rec_a, data_a, source, table, grades)
+        step(f"fitting the ranker on {len(groups):,} queries")
+        t1 = time.perf_counter()
+        ranker = LambdaRanker(**m.ranker_params).fit(features, labels, groups, rec_a.feature_names())
+        timings["fit_ranker"] = time.perf_counter() - t1
+        info = {
+            "source": source,
+            "queries": len(groups),
+            "rows": len(labels),
+            "positives": int((labels > 0).sum()),
+            "label_start": label_start.isoformat(),
+            "importance": ranker.importance(),
+        }
+    generators = fit_generators(settings, data, m.generators, reuse=early, on_step=step, timings=timings)
+    rec = Recommender(generators, ranker, m.candidates_per_generator).attach(data)
+    timings["total"] = time.perf_counter() - t0
+    return TrainingRun(recommender=rec, data=data, cutoff=cutoff, reward=reward, timings=timings, ranker_info=info)
+
+
+def train_version(
+    settings: Settings,
+    cutoff: dt.datetime | None = None,
+    *,
+    k: int = 20,
+    promote: bool = False,
+    on_step: Progress | None = None,
+) -> tuple[str, TrainingRun, list[Any]]:
+    """Train, evaluate on the holdout when there is one, publish an immutable version, optionally serve it."""
+    from playnext.evaluation.offline import evaluate_stack, report_json
+    from playnext.models.data import load_holdout
+    from playnext.models.registry import Registry
+
+    run = train(settings, cutoff, on_step)
+    reports: list[Any] = []
+    if cutoff is not None:
+        (on_step or (lambda _m: None))("evaluating on the holdout")
+        holdout = load_holdout(settings, run.data, cutoff)
+        if len(holdout.users):
+            reports = evaluate_stack(run.recommender, run.data, holdout, k)
+    with DuckDBEngine() as engine:
+        lake = load_inputs(engine, settings)
+        snapshot = {
+            "events_version": lake.events_version,
+            "events_rows": lake.events_rows,
+            "catalog_versions": lake.catalog_versions,
+        }
+    m = settings.models
+    meta = {
+        "generators": m.generators,
+        "params": {"models": m.model_dump(), "pipelines": settings.pipelines.model_dump()},
+        "reward": run.reward.ref if run.reward else None,
+        "cutoff": cutoff.isoformat() if cutoff else None,
+        "as_of": run.data.as_of.isoformat(),
+        "data": {
+            **snapshot,
+            "users": run.data.n_users,
+            "items": run.data.n_items,
+            "interactions": int(run.data.matrix.nnz),
+        },
+        "ranker": {k2: v for k2, v in run.ranker_info.items()},
+        "timings_s": {k2: round(v, 3) for k2, v in run.timings.items()},
+        "metrics": report_json(reports),
+    }
+    registry = Registry(settings)
+    version_id = registry.publish(run.recommender, run.data, meta)
+    if promote:
+        registry.promote(version_id)
+    return version_id, run, reports
