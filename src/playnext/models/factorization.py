@@ -7,8 +7,6 @@ one trained in process. Which trainer runs is chosen once, when the generator is
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from playnext.models.base import CandidateModel, normalize_rows
@@ -77,13 +75,19 @@ class ALS(VectorModel):
         )
 
     def _fit(self, data: Interactions) -> None:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's own threads; nested BLAS threads thrash
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         p = self.params
         matrix = data.matrix.copy()
         matrix.data = confidence(data, p["transform"])
-        model = AlternatingLeastSquares(
+        # implicit runs its own threads; BLAS threads nested inside them thrash (implicit warns 10× slower).
+        with threadpool_limits(1, "blas"):
+            self._als(AlternatingLeastSquares, matrix)
+
+    def _als(self, cls: type, matrix) -> None:  # type: ignore[no-untyped-def]
+        p = self.params
+        model = cls(
             factors=p["factors"],
             regularization=p["regularization"],
             alpha=p["alpha"],

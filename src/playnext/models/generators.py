@@ -33,6 +33,16 @@ def names() -> list[str]:
     return sorted(set(GENERATORS) - {"blend"} | set(PRESETS))
 
 
+def with_index(model: CandidateModel, n_items: int, min_items: int, ef: int) -> CandidateModel:
+    """Vector models over a large catalog answer ``recommend`` through a voyager index."""
+    from playnext.index.ann import AnnIndexed
+    from playnext.models.factorization import VectorModel
+
+    if isinstance(model, VectorModel) and n_items >= min_items:
+        return AnnIndexed(model, ef=ef).build()
+    return model
+
+
 def build_generator(
     name: str, params: dict[str, Any] | None = None, *, engine: str = "duckdb", spark_master: str = "local[*]"
 ) -> CandidateModel:
@@ -50,8 +60,10 @@ def build_generator(
 
 
 def load_generator(path: Path) -> CandidateModel:
+    from playnext.index.ann import AnnIndexed
+
     meta = json.loads((path / "params.json").read_text())
-    cls = GENERATORS.get(meta.get("name"))
+    cls = {**GENERATORS, AnnIndexed.name: AnnIndexed}.get(meta.get("name"))
     if cls is None:
         raise UnknownGenerator(f"{path} holds an unknown model {meta.get('name')!r}")
     return cls.load(path)

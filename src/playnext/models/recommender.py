@@ -15,7 +15,6 @@ from typing import Self
 import numpy as np
 
 from playnext.models.base import CandidateModel
-from playnext.models.blend import standardize
 from playnext.models.features import ItemSide, candidate_features, feature_names
 from playnext.models.interactions import Candidates, Interactions, top_n
 from playnext.models.popularity import Popularity
@@ -94,8 +93,10 @@ class Recommender(CandidateModel):
     ) -> np.ndarray:
         if self.ranker is not None:
             return self.ranker.score(self.features(users, lists, rows, items))
-        blocks = [standardize(m.score(users[rows], items)[None, :])[0] for m in self.generators.values()]
-        return np.sum(blocks, axis=0)
+        # Without a ranker: each generator's scores as z-scores within each listener's pool, summed.
+        return np.sum(
+            [_standardize_within(rows, m.score(users[rows], items)) for m in self.generators.values()], axis=0
+        )
 
     def recommend(self, users: np.ndarray, n: int, exclude_seen: bool = True) -> Candidates:
         self._check()
@@ -178,3 +179,17 @@ class Recommender(CandidateModel):
         model.n_items_ = int(state.pop("n_items_"))
         model.side_ = ItemSide(**state)
         return model
+
+
+def _standardize_within(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """z-scores of ``values`` within each group of equal ``rows``; non-finite values count as the group's minimum."""
+    finite = np.isfinite(values)
+    v = np.where(finite, values, 0.0).astype(np.float64)
+    n = np.maximum(np.bincount(rows, weights=finite), 1)
+    mean = np.bincount(rows, weights=v * finite) / n
+    var = np.bincount(rows, weights=(v - mean[rows]) ** 2 * finite) / n
+    z = (v - mean[rows]) / np.where(var > 1e-18, np.sqrt(var), 1.0)[rows]
+    low = np.full(len(n), np.inf)
+    np.minimum.at(low, rows[finite], z[finite])
+    low[~np.isfinite(low)] = 0.0
+    return np.where(finite, z, low[rows]).astype(np.float32)

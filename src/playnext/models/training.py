@@ -29,7 +29,7 @@ from playnext.models.data import (
     load_interactions,
     load_reactions,
 )
-from playnext.models.generators import build_generator
+from playnext.models.generators import build_generator, with_index
 from playnext.models.interactions import Interactions
 from playnext.models.ranker import LambdaRanker
 from playnext.models.recommender import Recommender
@@ -69,11 +69,12 @@ def fit_generators(
         t0 = time.perf_counter()
         model = build_generator(name, m.params.get(name), engine=m.engine, spark_master=m.spark_master)
         previous = (reuse or {}).get(name)
+        previous = getattr(previous, "model", previous)  # an indexed model's embeddings are its wrapped model's
         if isinstance(model, ContentSimilarity) and isinstance(previous, ContentSimilarity):
             model.fit_with_embeddings(data, previous)  # the catalog text did not change: reuse its embeddings
         else:
             model.fit(data)
-        out[name] = model
+        out[name] = with_index(model, data.n_items, m.ann_min_items, m.ann_ef)
         if timings is not None:
             timings[f"fit_{name}"] = timings.get(f"fit_{name}", 0.0) + time.perf_counter() - t0
     return out

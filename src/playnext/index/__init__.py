@@ -1,0 +1,1 @@
+"""Approximate nearest-neighbour search over item vectors, with Spotify's voyager (HNSW)."""

@@ -1,0 +1,148 @@
+"""An ANN index over a vector model's items, and a generator that answers ``recommend`` through it.
+
+``AnnIndexed`` wraps any model with ``user_vectors``/``item_vectors`` and is itself a ``CandidateModel``: exact
+scoring is O(items) per listener, the index is sub-linear, and every other call (``score``, ``similar_items``)
+falls through to the wrapped model. Seen items are removed after the search, so the index is queried for
+``n`` plus the largest history in the batch (exact search takes over when that approaches the catalog size).
+Recall against exact search is measured by ``recall_at_k`` and reported by ``bench/training.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from playnext.models.base import CandidateModel
+from playnext.models.factorization import VectorModel
+from playnext.models.interactions import Candidates, Interactions
+
+
+class ItemIndex:
+    """Inner-product HNSW over item vectors; ids are item indexes."""
+
+    def __init__(self, m: int = 16, ef_construction: int = 200, ef: int = 200) -> None:
+        self.m, self.ef_construction, self.ef = m, ef_construction, ef
+
+    def build(self, vectors: np.ndarray) -> Self:
+        from voyager import Index, Space
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.index_ = Index(
+            Space.InnerProduct,
+            num_dimensions=vectors.shape[1],
+            M=self.m,
+            ef_construction=self.ef_construction,
+            max_elements=max(len(vectors), 1),
+        )
+        # Items without a vector (all zeros: no history in a factor model) are left out of the graph.
+        keep = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
+        if len(keep):
+            self.index_.add_items(vectors[keep], ids=keep.astype(np.uint64), num_threads=1)
+        self.size_ = len(keep)
+        return self
+
+    def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(items, scores) of the ``k`` largest inner products; -1 / -inf past the indexed items."""
+        k_eff = min(k, self.size_)
+        items = np.full((len(vectors), k), -1, np.int64)
+        scores = np.full((len(vectors), k), -np.inf, np.float32)
+        if k_eff == 0 or len(vectors) == 0:
+            return items, scores
+        ids, dist = self.index_.query(
+            np.ascontiguousarray(vectors, np.float32), k=k_eff, num_threads=1, query_ef=max(self.ef, k_eff)
+        )
+        items[:, :k_eff] = ids.astype(np.int64)
+        scores[:, :k_eff] = 1.0 - dist  # voyager's inner-product distance is 1 - dot
+        return items, scores
+
+    def save(self, path: Path) -> None:
+        self.index_.save(str(path))
+
+    @classmethod
+    def load(cls, path: Path, ef: int = 200) -> ItemIndex:
+        from voyager import Index
+
+        out = cls(ef=ef)
+        out.index_ = Index.load(str(path))
+        out.size_ = len(out.index_)
+        return out
+
+
+class AnnIndexed(CandidateModel):
+    name = "ann"
+
+    def __init__(self, model: VectorModel, m: int = 16, ef_construction: int = 200, ef: int = 200) -> None:
+        super().__init__(m=m, ef_construction=ef_construction, ef=ef)
+        self.model = model
+
+    def _fit(self, data: Interactions) -> None:
+        if not hasattr(self.model, "n_items_"):
+            self.model.fit(data)
+        self.build()
+
+    def build(self) -> Self:
+        p = self.params
+        self.n_items_ = self.model.n_items_
+        self.history_ = self.model.history_
+        self.index_ = ItemIndex(p["m"], p["ef_construction"], p["ef"]).build(self.model.item_vectors())
+        return self
+
+    def use_history(self, history) -> None:  # type: ignore[no-untyped-def]
+        super().use_history(history)
+        self.model.use_history(history)
+
+    def recommend(self, users: np.ndarray, n: int, exclude_seen: bool = True) -> Candidates:
+        self._check()
+        users = np.asarray(users, dtype=np.int64)
+        seen = self.seen(users) if exclude_seen else None
+        extra = int(np.diff(seen.indptr).max(initial=0)) if seen is not None else 0
+        if n + extra > self.n_items_ // 2:
+            return self.model.recommend(users, n, exclude_seen)  # the index would return most of the catalog
+        items, scores = self.index_.query(self.model.user_vectors(users), n + extra)
+        out = Candidates.empty(len(users), n)
+        for row in range(len(users)):
+            keep = items[row] >= 0
+            if seen is not None:
+                keep &= ~np.isin(items[row], seen.indices[seen.indptr[row] : seen.indptr[row + 1]])
+            got = items[row][keep][:n]
+            out.items[row, : len(got)] = got
+            out.scores[row, : len(got)] = scores[row][keep][:n]
+        return out
+
+    def user_scores(self, users: np.ndarray) -> np.ndarray:
+        return self.model.user_scores(users)
+
+    def item_scores(self, items: np.ndarray) -> np.ndarray:
+        return self.model.item_scores(items)
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.model.score(users, items)
+
+    def save(self, path: Path) -> None:
+        self._check()
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "params.json").write_text(json.dumps({"name": self.name, "params": self.params}, sort_keys=True))
+        self.model.save(path / "model")
+        self.index_.save(path / "items.voy")
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        from playnext.models.generators import load_generator
+
+        meta = json.loads((path / "params.json").read_text())
+        model = load_generator(path / "model")
+        assert isinstance(model, VectorModel)
+        out = cls(model, **meta["params"])
+        out.n_items_ = model.n_items_
+        out.index_ = ItemIndex.load(path / "items.voy", ef=meta["params"]["ef"])
+        return out
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Share of the exact top-k that the approximate search returned."""
+    k = exact.shape[1]
+    hits = sum(len(np.intersect1d(a[a >= 0], e[e >= 0])) for a, e in zip(approx, exact, strict=True))
+    return hits / max(int((exact >= 0).sum()), 1) if k else 1.0
