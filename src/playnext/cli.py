@@ -432,4 +432,7 @@ def main() -> None:
 from playnext import cli_models  # noqa: E402, F401
 
 if __name__ == "__main__":
-    main()
+    # Run the ``playnext.cli`` module's app, on which ``cli_models`` registered its commands (not ``__main__``'s).
+    from playnext.cli import main as registered_main
+
+    registered_main()

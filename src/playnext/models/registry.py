@@ -197,7 +197,7 @@ class Registry:
             if not directory.is_dir() or directory.name.startswith("."):
                 continue
             try:
-                manifest = self.manifest(directory.name)
+                manifest = self.verify(directory.name)  # hashes every file: a listing never vouches for damage
                 status = "served" if directory.name == current else "ok"
             except RegistryError as exc:
                 manifest, status = {"id": directory.name}, f"corrupt: {exc}"

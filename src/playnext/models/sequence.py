@@ -52,11 +52,13 @@ class SASRec(VectorModel):
         max_len: int = 50,
         blocks: int = 2,
         heads: int = 2,
-        dropout: float = 0.2,
+        dropout: float = 0.1,
         epochs: int = 20,
+        min_steps: int = 300,
+        max_windows: int = 4,
         batch_size: int = 128,
         negatives: int = 256,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         seed: int = 0,
         threads: int = 2,
     ) -> None:
@@ -67,6 +69,8 @@ class SASRec(VectorModel):
             heads=heads,
             dropout=dropout,
             epochs=epochs,
+            min_steps=min_steps,
+            max_windows=max_windows,
             batch_size=batch_size,
             negatives=negatives,
             lr=lr,
@@ -79,13 +83,17 @@ class SASRec(VectorModel):
         return _module(n_items, p["dim"], p["max_len"], p["blocks"], p["heads"], p["dropout"])
 
     def _windows(self, data: Interactions, length: int) -> np.ndarray:
-        """Each listener's last ``length`` liked items (+1; 0 pads on the left)."""
-        out = np.zeros((data.n_users, length), dtype=np.int64)
+        """Every listener's sequence cut into windows of ``length`` items (+1; 0 pads on the left), newest
+        first, at most ``max_windows`` per listener: long histories teach more than their last window."""
+        out = []
         for u in range(data.n_users):
-            seq = data.sequence(u)[-length:]
-            if len(seq):
-                out[u, length - len(seq) :] = seq + 1
-        return out
+            seq = data.sequence(u) + 1
+            for end in range(len(seq), 1, -(length - 1))[: self.params["max_windows"]]:
+                part = seq[max(0, end - length) : end]
+                row = np.zeros(length, dtype=np.int64)
+                row[length - len(part) :] = part
+                out.append(row)
+        return np.array(out, dtype=np.int64).reshape(-1, length)
 
     def _fit(self, data: Interactions) -> None:
         import torch
@@ -99,7 +107,9 @@ class SASRec(VectorModel):
         windows = windows[(windows > 0).sum(axis=1) >= 2]
         optimizer = torch.optim.Adam(net.parameters(), lr=p["lr"], betas=(0.9, 0.98))
         net.train()
-        for _ in range(p["epochs"] if len(windows) else 0):
+        per_epoch = max(1, -(-len(windows) // p["batch_size"]))
+        epochs = max(p["epochs"], -(-p["min_steps"] // per_epoch))  # small data: enough steps to learn anything
+        for _ in range(epochs if len(windows) else 0):
             order = rng.permutation(len(windows))
             for lo in range(0, len(order), p["batch_size"]):
                 batch = torch.from_numpy(windows[order[lo : lo + p["batch_size"]]])
