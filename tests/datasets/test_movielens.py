@@ -47,6 +47,6 @@ def test_the_ranker_beats_its_generators_on_a_temporal_split(ml: Settings) -> No
     run = train(settings, cutoff)
     holdout = load_holdout(settings, run.data, cutoff)
     reports = {r.name: r.row()["ndcg@20"] for r in evaluate_stack(run.recommender, run.data, holdout, 20)}
-    assert run.ranker_info["source"] == "interactions"
+    assert run.ranker_info["source"] == "interactions"  # MovieLens has no impressions
     best_baseline = max(reports[n] for n in ("popularity", "als", "ease"))
     assert reports["recommender"] > best_baseline, reports

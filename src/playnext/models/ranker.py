@@ -9,17 +9,17 @@ import numpy as np
 
 DEFAULTS: dict[str, Any] = {
     "objective": "lambdarank",
-    "n_estimators": 300,
+    "num_boost_round": 300,
     "learning_rate": 0.05,
     "num_leaves": 31,
-    "min_child_samples": 20,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.9,
+    "min_data_in_leaf": 20,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "feature_fraction": 0.9,
     "lambdarank_truncation_level": 30,
     "verbose": -1,
-    "random_state": 0,
-    "n_jobs": 2,
+    "seed": 0,
+    "num_threads": 2,
 }
 
 
@@ -31,14 +31,26 @@ class LambdaRanker:
     def __init__(self, **params: Any) -> None:
         self.params = {**DEFAULTS, **params}
 
-    def fit(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, names: list[str]) -> Self:
+    def fit(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        groups: np.ndarray,
+        names: list[str],
+        positions: np.ndarray | None = None,
+    ) -> Self:
+        """``positions``: where logged impressions were shown. LightGBM then learns the position bias alongside
+        the ranking (unbiased lambdarank), so items shown low, and therefore rarely seen, are not learned as bad."""
         import lightgbm
 
         if len(features) == 0 or labels.max(initial=0) <= 0:
             raise ValueError("the ranker needs training groups with at least one positive label")
-        model = lightgbm.LGBMRanker(**self.params)
-        model.fit(features, labels, group=groups, feature_name=names)
-        self.booster_ = model.booster_
+        params = dict(self.params)
+        rounds = params.pop("num_boost_round")
+        train = lightgbm.Dataset(
+            features, labels, group=groups, feature_name=names, position=positions, free_raw_data=True
+        )
+        self.booster_ = lightgbm.train(params, train, num_boost_round=rounds)
         self.feature_names_ = list(names)
         return self
 

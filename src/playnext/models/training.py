@@ -80,26 +80,32 @@ def fit_generators(
     return out
 
 
-def _labelled_pairs(
-    settings: Settings, reward: Reward, data_a: Interactions, start: dt.datetime, end: dt.datetime
-) -> tuple[str, pa.Table, np.ndarray]:
-    """(source, table with user_id/item_id/item_type and a ``group`` column, relevance grades)."""
-    impressions = load_impression_outcomes(settings, start, end)
-    if impressions.num_rows >= MIN_IMPRESSIONS:
-        grades = reward.relevance(impressions)
-        groups = pc.dictionary_encode(impressions["request_id"]).combine_chunks().indices
-        table = impressions.select(["user_id", "item_id", "item_type"]).append_column("group", groups)
-        if grades.max(initial=0) > 0:
-            return "impressions", table, grades
+def _labelled_sets(
+    settings: Settings, reward: Reward, start: dt.datetime, end: dt.datetime
+) -> list[tuple[str, pa.Table, np.ndarray]]:
+    """(source, table with user_id/item_id/item_type and a ``group`` column, relevance grades) per source:
+    what listeners did next with any item (always), and logged impressions with their outcomes (when enough)."""
     reactions = load_reactions(settings, start, end)
-    grades = reward.relevance(reactions)
     groups = pc.dictionary_encode(reactions["user_id"]).combine_chunks().indices
-    return "interactions", reactions.select(["user_id", "item_id", "item_type"]).append_column("group", groups), grades
+    sets = [
+        (
+            "interactions",
+            reactions.select(["user_id", "item_id", "item_type"]).append_column("group", groups),
+            reward.relevance(reactions),
+        )
+    ]
+    impressions = load_impression_outcomes(settings, start, end)
+    grades = reward.relevance(impressions)
+    if impressions.num_rows >= MIN_IMPRESSIONS and grades.max(initial=0) > 0:
+        groups = pc.dictionary_encode(impressions["request_id"]).combine_chunks().indices
+        table = impressions.select(["user_id", "item_id", "item_type", "position"]).append_column("group", groups)
+        sets.append(("impressions", table, grades))
+    return sets
 
 
 def _ranker_training_set(
     rec: Recommender, data_a: Interactions, source: str, table: pa.Table, grades: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Features, grades and group sizes. For interactions, each listener's candidate pool is one query, graded
     by what they did next; for impressions, each logged list is one query over the items it showed."""
     users_all = np.asarray(table["user_id"].to_numpy(zero_copy_only=False), dtype=object)
@@ -119,20 +125,24 @@ def _ranker_training_set(
             dtype=np.int32,
         )
         group_of = rows
+        positions = None
     else:
         user_ids, user_rows = np.unique(users_all[keep], return_inverse=True)
         users = data_a.user_index(user_ids)
         lists = rec.candidate_lists(users)
         rows, items, labels = user_rows, items_all[keep], grades[keep]
         group_of = np.asarray(table["group"].to_numpy(zero_copy_only=False))[keep]
+        positions = np.asarray(table["position"].to_numpy(zero_copy_only=False))[keep].astype(np.int32)
     order = np.argsort(group_of, kind="stable")
     rows, items, labels, group_of = rows[order], items[order], labels[order], group_of[order]
+    if positions is not None:
+        positions = positions[order]
     features = rec.features(users, lists, rows, items)
     # Queries without any positive teach lambdarank nothing.
     _, start, counts = np.unique(group_of, return_index=True, return_counts=True)
     has_positive = np.add.reduceat(labels > 0, start) > 0 if len(start) else np.zeros(0, bool)
     mask = np.repeat(has_positive, counts)
-    return features[mask], labels[mask], counts[has_positive]
+    return features[mask], labels[mask], counts[has_positive], positions[mask] if positions is not None else None
 
 
 def train(settings: Settings, cutoff: dt.datetime | None = None, on_step: Progress | None = None) -> TrainingRun:
@@ -158,11 +168,24 @@ def train(settings: Settings, cutoff: dt.datetime | None = None, on_step: Progre
         early = fit_generators(settings, data_a, m.generators, on_step=step, timings=timings)
         rec_a = Recommender(early, None, m.candidates_per_generator).attach(data_a)
         step("labelling candidates")
-        source, table, grades = _labelled_pairs(settings, reward, data_a, label_start, end)
-        features, labels, groups = _ranker_training_set(rec_a, data_a, source, table, grades)
+        parts = [
+            (source, *_ranker_training_set(rec_a, data_a, source, table, grades))
+            for source, table, grades in _labelled_sets(settings, reward, label_start, end)
+        ]
+        parts = [part for part in parts if len(part[3])]
+        if not parts:
+            raise ValueError("no listener did anything positive in the ranker's label window: nothing to learn from")
+        features = np.concatenate([part[1] for part in parts])
+        labels = np.concatenate([part[2] for part in parts])
+        groups = np.concatenate([part[3] for part in parts])
+        # Interactions were not shown at a position: they count as seen at the top.
+        positions = np.concatenate(
+            [part[4] if part[4] is not None else np.zeros(len(part[2]), np.int32) for part in parts]
+        )
+        source = "+".join(part[0] for part in parts)
         step(f"fitting the ranker on {len(groups):,} queries")
         t1 = time.perf_counter()
-        ranker = LambdaRanker(**m.ranker_params).fit(features, labels, groups, rec_a.feature_names())
+        ranker = LambdaRanker(**m.ranker_params).fit(features, labels, groups, rec_a.feature_names(), positions)
         timings["fit_ranker"] = time.perf_counter() - t1
         info = {
             "source": source,

@@ -71,7 +71,7 @@ TABLES: dict[str, FeatureTable] = {
         ),
         FeatureTable(
             "outcomes",
-            1,
+            2,  # v2 adds item_type: items are (type, id), and the ranker joins impressions to them
             outcomes.outcomes,
             "what followed each impression",
             incremental=outcomes.outcomes_incremental,

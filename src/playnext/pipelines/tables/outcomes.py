@@ -19,6 +19,7 @@ _IMPRESSION = [
     "impression_id",
     "user_id",
     "item_id",
+    "item_type",
     "ts",
     "surface",
     "position",
