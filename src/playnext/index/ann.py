@@ -21,53 +21,92 @@ from playnext.models.interactions import Candidates, Interactions
 
 
 class ItemIndex:
-    """Inner-product HNSW over item vectors; ids are item indexes."""
+    """Maximum-inner-product search over item vectors with voyager, in norm ranges; ids are item indexes.
 
-    def __init__(self, m: int = 16, ef_construction: int = 200, ef: int = 200) -> None:
-        self.m, self.ef_construction, self.ef = m, ef_construction, ef
+    Factor models give item vectors whose norms differ by orders of magnitude (rare items are short). One HNSW
+    graph over all of them finds the top inner products poorly: on ALS item vectors of the simulator, recall@10
+    was 0.27-0.49 at ef 100-400, with or without the Euclidean reduction of MIPS. Splitting the items by norm
+    (``ranges``: the longest 5 %, the next 20 %, the rest; the idea of norm-ranging LSH, Yan et al. 2018) makes
+    each graph near-uniform; every range is searched for ``k`` and the candidates are merged by their exact
+    inner products. Items without a vector (all zeros) are left out: they score 0 for everyone.
+    """
+
+    def __init__(
+        self, m: int = 16, ef_construction: int = 200, ef: int = 200, ranges: tuple[float, ...] = (0.05, 0.25)
+    ) -> None:
+        self.m, self.ef_construction, self.ef, self.ranges = m, ef_construction, ef, tuple(ranges)
 
     def build(self, vectors: np.ndarray) -> Self:
         from voyager import Index, Space
 
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.index_ = Index(
-            Space.InnerProduct,
-            num_dimensions=vectors.shape[1],
-            M=self.m,
-            ef_construction=self.ef_construction,
-            max_elements=max(len(vectors), 1),
-        )
-        # Items without a vector (all zeros: no history in a factor model) are left out of the graph.
-        keep = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
-        if len(keep):
-            self.index_.add_items(vectors[keep], ids=keep.astype(np.uint64), num_threads=1)
+        self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(self.vectors_, axis=1)
+        keep = np.flatnonzero(norms > 0)
+        by_norm = keep[np.argsort(-norms[keep], kind="stable")]
+        cuts = sorted({round(b * len(by_norm)) for b in self.ranges if 0 < b < 1})
+        self.indexes_ = []
+        for part in np.split(by_norm, cuts):
+            if not len(part):
+                continue
+            index = Index(
+                Space.InnerProduct,
+                num_dimensions=self.vectors_.shape[1],
+                M=self.m,
+                ef_construction=self.ef_construction,
+                max_elements=len(part),
+            )
+            index.add_items(self.vectors_[part], ids=part.astype(np.uint64), num_threads=1)
+            self.indexes_.append(index)
         self.size_ = len(keep)
         return self
 
     def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(items, scores) of the ``k`` largest inner products; -1 / -inf past the indexed items."""
-        k_eff = min(k, self.size_)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         items = np.full((len(vectors), k), -1, np.int64)
         scores = np.full((len(vectors), k), -np.inf, np.float32)
-        if k_eff == 0 or len(vectors) == 0:
+        if k == 0 or len(vectors) == 0 or not self.size_:
             return items, scores
-        ids, dist = self.index_.query(
-            np.ascontiguousarray(vectors, np.float32), k=k_eff, num_threads=1, query_ef=max(self.ef, k_eff)
-        )
-        items[:, :k_eff] = ids.astype(np.int64)
-        scores[:, :k_eff] = 1.0 - dist  # voyager's inner-product distance is 1 - dot
+        found = []
+        for index in self.indexes_:
+            k_part = min(k, len(index))
+            ids, _ = index.query(vectors, k=k_part, num_threads=1, query_ef=max(self.ef, k_part))
+            found.append(ids.reshape(len(vectors), k_part).astype(np.int64))
+        ids = np.concatenate(found, axis=1)
+        exact = np.einsum("qd,qkd->qk", vectors, self.vectors_[ids])
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        got = min(k, ids.shape[1])
+        items[:, :got] = np.take_along_axis(ids, order, axis=1)
+        scores[:, :got] = np.take_along_axis(exact, order, axis=1)
         return items, scores
 
     def save(self, path: Path) -> None:
-        self.index_.save(str(path))
+        path.mkdir(parents=True, exist_ok=True)
+        for n, index in enumerate(self.indexes_):
+            index.save(str(path / f"range-{n}.voy"))
+        np.save(path / "vectors.npy", self.vectors_)
+        (path / "params.json").write_text(
+            json.dumps(
+                {
+                    "m": self.m,
+                    "ef_construction": self.ef_construction,
+                    "ef": self.ef,
+                    "ranges": list(self.ranges),
+                    "parts": len(self.indexes_),
+                }
+            )
+        )
 
     @classmethod
-    def load(cls, path: Path, ef: int = 200) -> ItemIndex:
+    def load(cls, path: Path) -> ItemIndex:
         from voyager import Index
 
-        out = cls(ef=ef)
-        out.index_ = Index.load(str(path))
-        out.size_ = len(out.index_)
+        params = json.loads((path / "params.json").read_text())
+        parts = params.pop("parts")
+        out = cls(**{**params, "ranges": tuple(params["ranges"])})
+        out.vectors_ = np.load(path / "vectors.npy", allow_pickle=False)
+        out.indexes_ = [Index.load(str(path / f"range-{n}.voy")) for n in range(parts)]
+        out.size_ = sum(len(i) for i in out.indexes_)
         return out
 
 
@@ -126,7 +165,7 @@ class AnnIndexed(CandidateModel):
         path.mkdir(parents=True, exist_ok=True)
         (path / "params.json").write_text(json.dumps({"name": self.name, "params": self.params}, sort_keys=True))
         self.model.save(path / "model")
-        self.index_.save(path / "items.voy")
+        self.index_.save(path / "index")
 
     @classmethod
     def load(cls, path: Path) -> Self:
@@ -137,7 +176,7 @@ class AnnIndexed(CandidateModel):
         assert isinstance(model, VectorModel)
         out = cls(model, **meta["params"])
         out.n_items_ = model.n_items_
-        out.index_ = ItemIndex.load(path / "items.voy", ef=meta["params"]["ef"])
+        out.index_ = ItemIndex.load(path / "index")
         return out
 
 
