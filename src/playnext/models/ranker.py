@@ -9,10 +9,12 @@ import numpy as np
 
 DEFAULTS: dict[str, Any] = {
     "objective": "lambdarank",
-    "num_boost_round": 300,
+    # Small trees, many examples per leaf: label windows hold a few hundred to a few thousand queries, and on
+    # MovieLens these beat LightGBM's defaults (31 leaves, 20 per leaf) by 0.005 NDCG@20 (bench/movielens.py).
+    "num_boost_round": 150,
     "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
+    "num_leaves": 15,
+    "min_data_in_leaf": 50,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "feature_fraction": 0.9,
