@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -79,28 +80,30 @@ class CandidateModel(ABC):
         return block.tocsr()
 
     def recommend(self, users: np.ndarray, n: int, exclude_seen: bool = True) -> Candidates:
-        self._check()
-        users = np.asarray(users, dtype=np.int64)
-        out = Candidates.empty(len(users), n)
-        for lo in range(0, len(users), BLOCK_ROWS):
-            chunk = users[lo : lo + BLOCK_ROWS]
-            scores = np.asarray(self.user_scores(chunk), dtype=np.float32)
+        def scores(chunk: np.ndarray) -> np.ndarray:
+            block = np.asarray(self.user_scores(chunk), dtype=np.float32)
             if exclude_seen:
-                _mask(scores, self.seen(chunk))
-            got = top_n(scores, n)
-            out.items[lo : lo + len(chunk)], out.scores[lo : lo + len(chunk)] = got.items, got.scores
-        return out
+                _mask(block, self.seen(chunk))
+            return block
+
+        return self._top_in_blocks(users, n, scores)
 
     def similar_items(self, items: np.ndarray, n: int) -> Candidates:
+        def scores(chunk: np.ndarray) -> np.ndarray:
+            block = np.asarray(self.item_scores(chunk), dtype=np.float32)
+            block[np.arange(len(chunk)), chunk] = -np.inf  # an item is not its own neighbour
+            return block
+
+        return self._top_in_blocks(items, n, scores)
+
+    def _top_in_blocks(self, rows: np.ndarray, n: int, scores: Callable[[np.ndarray], np.ndarray]) -> Candidates:
+        """Top ``n`` of dense score blocks, ``BLOCK_ROWS`` query rows at a time: bounded memory."""
         self._check()
-        items = np.asarray(items, dtype=np.int64)
-        out = Candidates.empty(len(items), n)
-        for lo in range(0, len(items), BLOCK_ROWS):
-            chunk = items[lo : lo + BLOCK_ROWS]
-            scores = np.asarray(self.item_scores(chunk), dtype=np.float32)
-            scores[np.arange(len(chunk)), chunk] = -np.inf  # an item is not its own neighbour
-            got = top_n(scores, n)
-            out.items[lo : lo + len(chunk)], out.scores[lo : lo + len(chunk)] = got.items, got.scores
+        rows = np.asarray(rows, dtype=np.int64)
+        out = Candidates.empty(len(rows), n)
+        for lo in range(0, len(rows), BLOCK_ROWS):
+            got = top_n(scores(rows[lo : lo + BLOCK_ROWS]), n)
+            out.items[lo : lo + len(got.items)], out.scores[lo : lo + len(got.items)] = got.items, got.scores
         return out
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
