@@ -16,62 +16,22 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
-import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playnext.index.ann import ItemIndex, recall_at_k
 from playnext.models.generators import build_generator
-from playnext.models.interactions import Interactions, ItemMeta, top_n
-from playnext.synth.listening import EVENTS_PER_USER_DAY, Samplers, block_events
-from playnext.synth.world import GENRES, WorldParams, build_world
+from playnext.models.interactions import Interactions, top_n
+from playnext.synth.matrix import interactions
+from playnext.synth.world import WorldParams
 
 ALS_PARAMS = {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 10, "seed": 0}
-
-
-def interactions(users: int, tracks: int, days: int, seed: int = 1) -> Interactions:
-    """Listener × track play counts from the simulator's listening model, aggregated in NumPy."""
-    world = build_world(WorldParams(users=users, tracks=tracks, days=days, seed=seed))
-    samplers = Samplers.of(world)
-    rng = np.random.default_rng(seed)
-    block = max(1, int(2_000_000 / (EVENTS_PER_USER_DAY * days)))
-    rows, cols = [], []
-    for lo in range(0, users, block):
-        ev = block_events(world, samplers, np.arange(lo, min(users, lo + block)), rng, first_event=0)
-        plays = ev.filter(pc.and_(pc.equal(ev["type"], "play"), pc.equal(ev["item_type"], "track")))
-        rows.append(pc.cast(pc.utf8_slice_codeunits(plays["user_id"], 1), "int64").to_numpy())
-        cols.append(pc.cast(pc.utf8_slice_codeunits(plays["item_id"], 1), "int64").to_numpy())
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    matrix = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(users, tracks))
-    matrix.sum_duplicates()
-    genre = np.array(GENRES, dtype=object)[world.artist_genre[world.track_artist]]
-    meta = ItemMeta(
-        item_type=np.full(tracks, "track", dtype=object),
-        creator=world.track_artist.astype(str).astype(object),
-        genre=genre,
-        name=world.track_names.astype(object),
-        release_days=np.zeros(tracks),
-    )
-    seq_ptr = matrix.indptr.astype(np.int64)
-    return Interactions(
-        matrix=matrix,
-        users=np.array([f"u{u}" for u in range(users)], dtype=object),
-        items=np.array([f"t{t}" for t in range(tracks)], dtype=object),
-        meta=meta,
-        seq_ptr=seq_ptr,
-        seq_items=matrix.indices.astype(np.int64),
-        user_country=np.full(users, "", dtype=object),
-        recent_counts=np.zeros(tracks, np.float32),
-        as_of=dt.datetime.now(dt.UTC),
-    )
 
 
 def als_overhead(data: Interactions, repeat: int) -> None:
@@ -115,14 +75,11 @@ def ann_vs_exact(data: Interactions, queries: int = 2000) -> None:
     t0 = time.perf_counter()
     index = ItemIndex(ef=200).build(items)
     build_s = time.perf_counter() - t0
-    print(
-        f"voyager index over {int((~empty).sum()):,} item vectors ({items.shape[1]}-d, "
-        f"{len(index.indexes_)} norm ranges) built in {build_s:.1f} s"
-    )
+    print(f"voyager index over {int((~empty).sum()):,} item vectors ({items.shape[1]}-d) built in {build_s:.1f} s")
     print(f"{'search':>22} {'queries/s':>10} {'recall@10':>10} {'× exact q/s':>12}")
     print(f"{'exact NumPy (batched)':>22} {len(q) / exact_s:>10,.0f} {1.0:>10.3f} {1.0:>12.2f}")
-    single = ItemIndex(ef=200, ranges=()).build(items)  # one graph over every vector: what the ranges replace
-    for label, idx in (("voyager", index), ("one graph", single)):
+    unsorted = ItemIndex(ef=200, by_norm=False).build(items)  # inserted in index order: what by_norm fixes
+    for label, idx in (("voyager", index), ("index order", unsorted)):
         for ef in (50, 100, 200, 400):
             idx.ef = ef
             t0 = time.perf_counter()
