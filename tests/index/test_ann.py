@@ -54,3 +54,14 @@ def test_an_indexed_model_excludes_seen_items_and_agrees_with_exact_search() -> 
     for u in users:
         assert not set(approx.items[u].tolist()) & set(data.matrix[u].indices.tolist())
     assert recall_at_k(approx.items, exact.items) > 0.9
+
+
+def test_a_listener_with_a_long_history_still_gets_a_full_list() -> None:
+    data = two_tastes(n_users=60, n_items=200)
+    heavy = data.matrix.tolil()
+    heavy[0, :150] = 1.0  # far more history than the rest of the batch: their search is not deep enough
+    data.matrix = heavy.tocsr()
+    indexed = AnnIndexed(build_generator("als", {"factors": 8}).fit(data)).build()
+    got = indexed.recommend(np.arange(data.n_users), 20)
+    assert (got.items >= 0).all()
+    assert not set(got.items[0].tolist()) & set(range(150))

@@ -108,21 +108,39 @@ class AnnIndexed(CandidateModel):
         self.model.use_history(history)
 
     def recommend(self, users: np.ndarray, n: int, exclude_seen: bool = True) -> Candidates:
+        """Search ``n`` plus most listeners' history (the 95th percentile in the batch, not the maximum: one
+        heavy listener must not deepen everyone's search), drop seen items, and answer the few listeners left
+        short by exact search."""
         self._check()
         users = np.asarray(users, dtype=np.int64)
+        out = Candidates.empty(len(users), n)
+        if not len(users):
+            return out
         seen = self.seen(users) if exclude_seen else None
-        extra = int(np.diff(seen.indptr).max(initial=0)) if seen is not None else 0
+        counts = np.diff(seen.indptr) if seen is not None else np.zeros(len(users), np.int64)
+        extra = int(np.percentile(counts, 95))
         if n + extra > self.n_items_ // 2:
             return self.model.recommend(users, n, exclude_seen)  # the index would return most of the catalog
         items, scores = self.index_.query(self.model.user_vectors(users), n + extra)
-        out = Candidates.empty(len(users), n)
-        for row in range(len(users)):
-            keep = items[row] >= 0
-            if seen is not None:
-                keep &= ~np.isin(items[row], seen.indices[seen.indptr[row] : seen.indptr[row + 1]])
-            got = items[row][keep][:n]
-            out.items[row, : len(got)] = got
-            out.scores[row, : len(got)] = scores[row][keep][:n]
+        if seen is not None:
+            rows = np.repeat(np.arange(len(users)), counts)
+            flat = np.zeros((len(users), self.n_items_ + 1), dtype=bool) if len(users) * self.n_items_ < 5e7 else None
+            if flat is not None:  # one boolean mask per batch: vectorized removal of seen items
+                flat[rows, seen.indices] = True
+                drop = flat[np.arange(len(users))[:, None], np.where(items >= 0, items, self.n_items_)]
+            else:
+                drop = np.array(
+                    [np.isin(items[r], seen.indices[seen.indptr[r] : seen.indptr[r + 1]]) for r in range(len(users))]
+                )
+            items = np.where(drop, -1, items)
+        keep = items >= 0
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :n]  # kept items first, in score order
+        out.items[:, : order.shape[1]] = np.take_along_axis(np.where(keep, items, -1), order, axis=1)
+        out.scores[:, : order.shape[1]] = np.take_along_axis(np.where(keep, scores, -np.inf), order, axis=1)
+        short = np.flatnonzero((out.items < 0).any(axis=1) & (keep.sum(axis=1) < n) & (counts > extra))
+        if len(short):
+            exact = self.model.recommend(users[short], n, exclude_seen)
+            out.items[short], out.scores[short] = exact.items, exact.scores
         return out
 
     def user_scores(self, users: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -22,8 +23,53 @@ def item_texts(data: Interactions) -> list[str]:
     return [f"{n} | {g} | {t}" for n, g, t in zip(m.name.tolist(), m.genre.tolist(), m.item_type.tolist(), strict=True)]
 
 
-def _digest(texts: list[str]) -> str:
-    return hashlib.blake2b("\n".join(texts).encode(), digest_size=16).hexdigest()
+class EmbeddingCache:
+    """Text → embedding, kept on disk between training runs.
+
+    Embedding is the slow step of content similarity (about 500 short texts/s on two cores) while a catalog's
+    text rarely changes, so each run embeds only texts it has not seen. Keys are 64-bit BLAKE2b digests of the
+    text, sorted, beside their vectors in one ``.npy`` pair replaced atomically; an unreadable cache is rebuilt.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                keys, vectors = z["keys"], z["vectors"]
+            if len(keys) == len(vectors) and np.all(np.diff(keys.astype(np.uint64)) > 0):
+                return keys, vectors
+        except (OSError, ValueError, KeyError):
+            pass
+        return np.zeros(0, np.uint64), np.zeros((0, 384), np.float32)
+
+    def embed(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        wanted = np.array(
+            [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") for t in texts],
+            dtype=np.uint64,
+        )
+        keys, vectors = self._load()
+        pos = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        hit = (keys[pos] == wanted) if len(keys) else np.zeros(len(wanted), bool)
+        out = np.zeros((len(texts), vectors.shape[1] if len(vectors) else 384), np.float32)
+        out[hit] = vectors[pos[hit]]
+        if (~hit).any():
+            missing, first = np.unique(wanted[~hit], return_index=True)
+            misses = np.flatnonzero(~hit)
+            fresh = embed([texts[i] for i in misses[first]], batch_size)
+            out[misses] = fresh[np.searchsorted(missing, wanted[misses])]
+            merged_keys = np.concatenate([keys, missing])
+            order = np.argsort(merged_keys, kind="stable")
+            self._save(merged_keys[order], np.concatenate([vectors.reshape(-1, fresh.shape[1]), fresh])[order])
+        return out
+
+    def _save(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=keys, vectors=vectors)
+        os.replace(tmp, self.path)
 
 
 def embed(texts: list[str], batch_size: int = 256) -> np.ndarray:
@@ -47,26 +93,21 @@ class ContentSimilarity(VectorModel):
 
     def __init__(self, batch_size: int = 256) -> None:
         super().__init__(batch_size=batch_size)
+        self.cache: EmbeddingCache | None = None  # where, not what: kept out of params
+
+    def use_cache(self, cache: EmbeddingCache) -> ContentSimilarity:
+        self.cache = cache
+        return self
 
     def _fit(self, data: Interactions) -> None:
         texts = item_texts(data)
-        self.item_factors_ = embed(texts, self.params["batch_size"])
-        self.texts_digest_ = _digest(texts)
+        if self.cache is not None:
+            self.item_factors_ = self.cache.embed(texts, self.params["batch_size"])
+        else:
+            self.item_factors_ = embed(texts, self.params["batch_size"])
         self._users(data)
 
     def _users(self, data: Interactions) -> None:
         weights = data.matrix.copy()
         weights.data = np.maximum(weights.data, 0.0)
         self.user_factors_ = normalize_rows(np.asarray(weights @ self.item_factors_, dtype=np.float32))
-
-    def fit_with_embeddings(self, data: Interactions, previous: ContentSimilarity) -> ContentSimilarity:
-        """Fit reusing ``previous``'s item embeddings when it saw the same items (same texts, same order)."""
-        texts = item_texts(data)
-        if getattr(previous, "texts_digest_", None) != _digest(texts):
-            return self.fit(data)
-        self.texts_digest_ = previous.texts_digest_
-        self.n_items_ = data.n_items
-        self.history_ = data.matrix.tocsr()
-        self.item_factors_ = previous.item_factors_
-        self._users(data)
-        return self

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from playnext.config import Settings
 from playnext.models.base import CandidateModel
-from playnext.models.content import ContentSimilarity
+from playnext.models.content import ContentSimilarity, EmbeddingCache
 from playnext.models.data import (
     events_quantile,
     item_index_of,
@@ -57,10 +57,12 @@ def fit_generators(
     settings: Settings,
     data: Interactions,
     names: list[str],
-    reuse: dict[str, CandidateModel] | None = None,
     on_step: Progress | None = None,
     timings: dict[str, float] | None = None,
+    index: bool = True,
 ) -> dict[str, CandidateModel]:
+    """``index=False`` for generators that only label the ranker's data: batch search over a few thousand
+    listeners is cheaper exact than through an index built for them alone."""
     m = settings.models
     out: dict[str, CandidateModel] = {}
     for name in names:
@@ -68,13 +70,10 @@ def fit_generators(
             on_step(f"fitting {name}")
         t0 = time.perf_counter()
         model = build_generator(name, m.params.get(name), engine=m.engine, spark_master=m.spark_master)
-        previous = (reuse or {}).get(name)
-        previous = getattr(previous, "model", previous)  # an indexed model's embeddings are its wrapped model's
-        if isinstance(model, ContentSimilarity) and isinstance(previous, ContentSimilarity):
-            model.fit_with_embeddings(data, previous)  # the catalog text did not change: reuse its embeddings
-        else:
-            model.fit(data)
-        out[name] = with_index(model, data.n_items, m.ann_min_items, m.ann_ef)
+        if isinstance(model, ContentSimilarity):
+            model.use_cache(EmbeddingCache(settings.models_dir / "embedding-cache.npz"))
+        model.fit(data)
+        out[name] = with_index(model, data.n_items, m.ann_min_items, m.ann_ef) if index else model
         if timings is not None:
             timings[f"fit_{name}"] = timings.get(f"fit_{name}", 0.0) + time.perf_counter() - t0
     return out
@@ -165,7 +164,7 @@ def train(settings: Settings, cutoff: dt.datetime | None = None, on_step: Progre
         label_start = events_quantile(settings, 1.0 - m.ranker_label_share, before=end)
         step("loading ranker training data")
         data_a = load_interactions(settings, label_start)
-        early = fit_generators(settings, data_a, m.generators, on_step=step, timings=timings)
+        early = fit_generators(settings, data_a, m.generators, on_step=step, timings=timings, index=False)
         rec_a = Recommender(early, None, m.candidates_per_generator).attach(data_a)
         step("labelling candidates")
         parts = [
@@ -195,7 +194,7 @@ def train(settings: Settings, cutoff: dt.datetime | None = None, on_step: Progre
             "label_start": label_start.isoformat(),
             "importance": ranker.importance(),
         }
-    generators = fit_generators(settings, data, m.generators, reuse=early, on_step=step, timings=timings)
+    generators = fit_generators(settings, data, m.generators, on_step=step, timings=timings)
     rec = Recommender(generators, ranker, m.candidates_per_generator).attach(data)
     timings["total"] = time.perf_counter() - t0
     return TrainingRun(recommender=rec, data=data, cutoff=cutoff, reward=reward, timings=timings, ranker_info=info)
