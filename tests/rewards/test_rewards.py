@@ -56,3 +56,21 @@ def test_unknown_rewards_and_missing_columns_are_clear_errors(settings: Settings
 def test_configured_rewards_add_to_the_built_in_ones() -> None:
     s = Settings(rewards={"mine": RewardSettings(saved=1)})
     assert {"mine", "engagement", "long_term"} <= set(s.rewards)
+
+
+def test_a_version_number_taken_by_another_run_is_never_overwritten(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playnext.rewards import definitions
+
+    register_reward(settings, "engagement")
+    other = settings.rewards_dir / "engagement" / "v2.json"
+    other.write_text(json.dumps({"name": "engagement", "version": 2, "weights": RewardSettings(saved=9).model_dump()}))
+    real = definitions._versions
+    stale = iter([[1]])  # our run listed the versions before the other run wrote v2
+    monkeypatch.setattr(definitions, "_versions", lambda d: next(stale, None) or real(d))
+    mine = settings.model_copy(update={"rewards": {**settings.rewards, "engagement": RewardSettings(saved=5)}})
+    got = register_reward(mine, "engagement")
+    assert got.version == 3 and got.weights.saved == 5
+    assert json.loads(other.read_text())["weights"]["saved"] == 9
+    assert not list((settings.rewards_dir / "engagement").glob(".*tmp"))

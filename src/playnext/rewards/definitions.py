@@ -9,6 +9,7 @@ makes version N+1, and every model and analysis records the exact version it use
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from playnext.config import RewardSettings, Settings
-from playnext.durable import atomic_write
+from playnext.durable import atomic_write, fsync_dir
 
 OUTCOME_COLUMNS = ("streamed", "saved", "skipped", "returned", "ms_played")
 
@@ -81,7 +82,15 @@ def register_reward(settings: Settings, name: str) -> Reward:
     version = (versions[-1] if versions else 0) + 1
     directory.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"name": name, "version": version, "weights": weights.model_dump()}, indent=2, sort_keys=True)
-    atomic_write(directory / f"v{version}.json", body.encode())
+    staged = directory / f".v{version}.{os.getpid()}.tmp"
+    atomic_write(staged, body.encode())
+    try:
+        os.link(staged, directory / f"v{version}.json")  # fails if another run took this number first
+    except FileExistsError:
+        return register_reward(settings, name)  # re-read: the other run's version may be these very weights
+    finally:
+        staged.unlink(missing_ok=True)
+    fsync_dir(directory)
     return Reward(name=name, version=version, weights=weights)
 
 
