@@ -77,3 +77,13 @@ def test_bad_model_commands_fail_with_a_message(tmp_path: Path, args: list[str],
     result = playnext(*args, env=env_for(tmp_path / "data"), check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_with_spark_als_from_the_cli(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    env = env_for(tmp_path / "data", models__spark_master="local[2]")
+    playnext("datasets", "import", "movielens-100k", env=env)
+    result = playnext("train", "--holdout", "0.2", "--engine", "spark", "--generators", "popularity,als",
+                      "--no-ranker", env=env, timeout=300)  # fmt: skip
+    assert "published model version" in result.stdout and "│ als" in result.stdout
+    assert "fit_als" in result.stdout

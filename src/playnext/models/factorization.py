@@ -7,7 +7,12 @@ one trained in process. Which trainer runs is chosen once, when the generator is
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from playnext.models.base import CandidateModel, normalize_rows
 from playnext.models.interactions import Interactions
@@ -53,8 +58,8 @@ class VectorModel(CandidateModel):
         self.user_factors_, self.item_factors_ = state["user_factors_"], state["item_factors_"]
 
 
-def confidence(data: Interactions, transform: str) -> np.ndarray:
-    values = data.matrix.data.astype(np.float32)
+def confidence(affinity: np.ndarray, transform: str) -> np.ndarray:
+    values = affinity.astype(np.float32)
     return np.log1p(values) if transform == "log" else values
 
 
@@ -87,7 +92,7 @@ class ALS(VectorModel):
 
         p = self.params
         matrix = data.matrix.copy()
-        matrix.data = confidence(data, p["transform"])
+        matrix.data = confidence(matrix.data, p["transform"])
         # implicit runs its own threads; BLAS threads nested inside them thrash (implicit warns 10× slower).
         with threadpool_limits(1, "blas"):
             self._als(AlternatingLeastSquares, matrix)
@@ -121,28 +126,39 @@ class SparkALS(ALS):
 
         p = self.params
         coo = data.matrix.tocoo()
-        rows = list(zip(coo.row.tolist(), coo.col.tolist(), confidence(data, p["transform"]).tolist(), strict=True))
         engine = SparkEngine(self.master, app_name="playnext-als")
-        try:
-            frame = engine.session.createDataFrame(rows, schema="user int, item int, rating float")
-            estimator = SparkALSEstimator(
-                rank=p["factors"],
-                maxIter=p["iterations"],
-                regParam=p["regularization"],
-                alpha=p["alpha"],
-                implicitPrefs=True,
-                userCol="user",
-                itemCol="item",
-                ratingCol="rating",
-                seed=p["seed"],
-                nonnegative=False,
-                coldStartStrategy="drop",
+        with tempfile.TemporaryDirectory(prefix="playnext-als-") as tmp:
+            # The triplets reach Spark as Parquet, not as Python rows through the driver: a cluster reads the
+            # file in parallel (on a cluster, ``tmp`` must be on storage the executors share).
+            path = Path(tmp) / "ratings.parquet"
+            ratings = pa.table(
+                {
+                    "user": coo.row.astype(np.int32),
+                    "item": coo.col.astype(np.int32),
+                    "rating": confidence(coo.data, p["transform"]),
+                }
             )
-            fitted = estimator.fit(frame)
-            self.user_factors_ = _factors(fitted.userFactors.collect(), data.n_users, p["factors"])
-            self.item_factors_ = _factors(fitted.itemFactors.collect(), data.n_items, p["factors"])
-        finally:
-            engine.close()
+            pq.write_table(ratings, path)
+            try:
+                frame = engine.session.read.parquet(str(path))
+                estimator = SparkALSEstimator(
+                    rank=p["factors"],
+                    maxIter=p["iterations"],
+                    regParam=p["regularization"],
+                    alpha=p["alpha"],
+                    implicitPrefs=True,
+                    userCol="user",
+                    itemCol="item",
+                    ratingCol="rating",
+                    seed=p["seed"],
+                    nonnegative=False,
+                    coldStartStrategy="drop",
+                )
+                fitted = estimator.fit(frame)
+                self.user_factors_ = _factors(fitted.userFactors.collect(), data.n_users, p["factors"])
+                self.item_factors_ = _factors(fitted.itemFactors.collect(), data.n_items, p["factors"])
+            finally:
+                engine.close()
 
 
 def _factors(rows: list, n: int, k: int) -> np.ndarray:
