@@ -53,7 +53,7 @@ class SASRec(VectorModel):
         blocks: int = 2,
         heads: int = 2,
         dropout: float = 0.1,
-        epochs: int = 20,
+        epochs: int = 5,
         min_steps: int = 300,
         max_windows: int = 4,
         batch_size: int = 128,
