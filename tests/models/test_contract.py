@@ -118,3 +118,20 @@ def test_exclude_seen_false_may_return_history(data) -> None:
     model = build_generator("popularity").fit(data)
     got = model.recommend(np.arange(data.n_users), data.n_items, exclude_seen=False)
     assert (got.items >= 0).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("als", {"factors": "64"}, "'factors' of generator 'als' must be int"),
+        ("ease", {"l2": True}, "'l2' of generator 'ease' must be float"),
+        ("als", {"bogus": 1}, "unexpected keyword argument 'bogus'"),
+        ("nope", {}, "unknown generator 'nope'"),
+    ],
+)
+def test_bad_generator_configuration_is_a_clear_error(name: str, params: dict, message: str) -> None:
+    from playnext.models.generators import UnknownGenerator
+
+    with pytest.raises(UnknownGenerator, match=message):
+        build_generator(name, params)
+    assert build_generator("ease", {"l2": 10}).get_params()["l2"] == 10  # an int where a float is expected is fine

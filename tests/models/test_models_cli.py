@@ -87,3 +87,13 @@ def test_train_with_spark_als_from_the_cli(tmp_path: Path) -> None:
                       "--no-ranker", env=env, timeout=300)  # fmt: skip
     assert "published model version" in result.stdout and "│ als" in result.stdout
     assert "fit_als" in result.stdout
+
+
+def test_bad_model_settings_fail_before_training(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "data", models__params='{"als": {"factors": "many"}}')
+    playnext("datasets", "import", "movielens-100k", env=env)
+    result = playnext("train", "--generators", "als", env=env, check=False)
+    assert result.returncode == 2 and "'factors' of generator 'als' must be int" in result.stderr
+    assert "Traceback" not in result.stderr
+    fresh = playnext("eval", env=env, check=False)
+    assert fresh.returncode == 2 and "no model versions yet" in fresh.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,30 @@ def build_generator(
     if cls is None or base == "blend":
         raise UnknownGenerator(f"unknown generator {name!r}; choose from {', '.join(names())}")
     merged = {**preset, **(params or {})}
+    _check_types(name, cls, merged)
     try:
         if cls is ALS and engine == "spark":
             return SparkALS(master=spark_master, **merged)
         return cls(**merged)
     except TypeError as exc:
         raise UnknownGenerator(f"bad parameters for generator {name!r}: {exc}") from None
+
+
+def _check_types(name: str, cls: type[CandidateModel], params: dict[str, Any]) -> None:
+    """Parameters from a TOML file or the environment are checked against the constructor's defaults here,
+    so a typo'd value is a clear error before training, not a traceback from deep inside a library."""
+    signature = inspect.signature(cls.__init__)
+    for key, value in params.items():
+        param = signature.parameters.get(key)
+        if param is None or param.default is inspect.Parameter.empty or param.default is None:
+            continue  # unknown names are reported by the constructor call itself
+        expected = type(param.default)
+        ok = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
+        ok |= expected is float and isinstance(value, int) and not isinstance(value, bool)
+        if not ok:
+            raise UnknownGenerator(
+                f"parameter {key!r} of generator {name!r} must be {expected.__name__}, not {value!r}"
+            )
 
 
 def load_generator(path: Path) -> CandidateModel:
