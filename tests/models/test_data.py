@@ -65,3 +65,12 @@ def test_followed_artists_are_signal_but_never_items(settings: Settings) -> None
     assert set(data.meta.item_type.tolist()) == {"track", "episode"}
     assert "a9" not in data.items.tolist()
     assert (data.seq_items >= 0).all() and len(data.seq_items) == data.seq_ptr[-1]
+
+
+def test_played_holds_every_item_started_even_skipped_ones(settings: Settings) -> None:
+    tiny_world(settings)
+    data = load_interactions(settings)
+    u1 = data.user_index(["u1"])[0]
+    played = sorted(data.items[data.played[u1].indices].tolist())
+    assert played == ["t1", "t2", "t3"]  # t2 was skipped: no affinity, but played
+    assert data.matrix[u1, data.item_index(["t2"])[0]] == 0

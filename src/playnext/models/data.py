@@ -97,6 +97,8 @@ def load_interactions(
             seq.select("user_id", "item_id", "item_type", "ts_s", "event_id").order_by(["user_id", "ts_s", "event_id"]),
         )
         trend_from = cutoff_time - dt.timedelta(days=p.trend_days)
+        played = e.filter(e.type.isin(("play", "skip")) & e.item_type.isin(PLAYABLE))
+        played = _arrow(engine, played.select("user_id", "item_id", "item_type").distinct())
         recent = e.filter((e.ts >= ibis.literal(trend_from)) & e.type.isin(("play", "save", "playlist_add")))
         recent = _arrow(engine, recent.group_by(["item_id", "item_type"]).aggregate(n=recent.count()))
         country = e.filter(e.country.notnull()).group_by(["user_id", "country"]).aggregate(n=ibis._.count())
@@ -104,7 +106,18 @@ def load_interactions(
         cooc = None
         if with_cooccurrence:
             cooc = _arrow(engine, item_cooccurrence(inputs, p).select("item_id", "neighbour_id", "pmi"))
-    return _assemble(catalog, names, aff, seq, recent, country, cooc, cutoff_time, m.min_affinity)
+    data = _assemble(catalog, names, aff, seq, recent, country, cooc, cutoff_time, m.min_affinity)
+    data.played = _played(data, played)
+    return data
+
+
+def _played(data: Interactions, played: pa.Table) -> sp.csr_matrix:
+    """Everything each listener started, liked or not: what "never played" surfaces must avoid."""
+    rows = data.user_index(np.asarray(played["user_id"].to_numpy(zero_copy_only=False), dtype=object))
+    cols = positions(_key(played["item_id"], played["item_type"]), item_keys(data))
+    keep = (rows >= 0) & (cols >= 0)
+    ones = np.ones(int(keep.sum()), dtype=np.float32)
+    return sp.csr_matrix((ones, (rows[keep], cols[keep])), shape=data.matrix.shape)
 
 
 def _names(engine: DuckDBEngine, settings: Settings) -> ibis.Table:

@@ -44,6 +44,8 @@ class Interactions:
     as_of: dt.datetime
     # Items × items association from the ``item_cooccurrence`` table (PMI of pairs seen together), when built.
     cooccurrence: sp.csr_matrix | None = None
+    # Every item each listener played or skipped (positive or not): what "never played" means.
+    played: sp.csr_matrix | None = None
     _user_index: dict[str, int] | None = field(default=None, repr=False)
     _item_index: dict[str, int] | None = field(default=None, repr=False)
 
@@ -123,6 +125,7 @@ def save_interactions(data: Interactions, path: Path) -> None:
     pq.write_table(items, path / "items.parquet")
     pq.write_table(pa.table({"id": data.users.tolist(), "country": data.user_country.tolist()}), path / "users.parquet")
     x = data.matrix.tocsr()
+    played = (data.played if data.played is not None else x).tocsr()
     np.savez(
         path / "history.npz",
         data=x.data,
@@ -131,6 +134,8 @@ def save_interactions(data: Interactions, path: Path) -> None:
         shape=np.array(x.shape),
         seq_ptr=data.seq_ptr,
         seq_items=data.seq_items,
+        played_indptr=played.indptr,
+        played_indices=played.indices,
         as_of=np.array(data.as_of.timestamp()),
     )
 
@@ -145,6 +150,8 @@ def load_interactions_dir(path: Path) -> Interactions:
     with np.load(path / "history.npz", allow_pickle=False) as z:
         matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
         seq_ptr, seq_items, as_of = z["seq_ptr"], z["seq_items"], float(z["as_of"])
+        indices = z["played_indices"]
+        played = sp.csr_matrix((np.ones(len(indices), np.float32), indices, z["played_indptr"]), shape=matrix.shape)
     meta = ItemMeta(
         item_type=col(items, "item_type"),
         creator=col(items, "creator"),
@@ -162,4 +169,5 @@ def load_interactions_dir(path: Path) -> Interactions:
         user_country=col(users, "country"),
         recent_counts=items["recent_counts"].to_numpy().astype(np.float32),
         as_of=dt.datetime.fromtimestamp(as_of, dt.UTC),
+        played=played,
     )
