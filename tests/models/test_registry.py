@@ -105,8 +105,9 @@ def test_the_served_model_follows_the_pointer_and_keeps_serving_through_a_bad_ve
 def test_a_version_keeps_what_each_listener_played(settings: Settings) -> None:
     registry = Registry(settings)
     data = two_tastes()
-    data.played = data.matrix.copy()
-    data.played[0, 29] = 1.0  # a skip: played, no affinity
+    played = data.matrix.tolil()
+    played[0, 29] = 1.0  # a skip: played, no affinity
+    data.played = played.tocsr()
     rec = Recommender({"popularity": build_generator("popularity")}).fit(data)
     version = registry.load(registry.publish(rec, data, {}))
     assert version.data.played[0, 29] == 1 and version.data.played.nnz == data.matrix.nnz + 1
