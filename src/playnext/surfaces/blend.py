@@ -1,0 +1,100 @@
+"""Blend: one playlist for 2-10 listeners, fair to each, with a 0-100 taste match and who each track is for.
+
+Each member's candidates (familiar tracks included: a Blend is for listening together) are turned into
+percentiles of that member's own ranking, so one member's higher raw scores cannot take over. Slots are dealt in
+turns to the member with the fewest tracks so far, who gets the remaining track that suits them best, with
+a bonus for what also suits the others; every member's share is therefore within one track of equal. A track
+serves its chooser and every other member for whom it is in their top fifth. The taste match is the mean
+pairwise cosine of the members' genre profiles, as 0-100.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from playnext.models.registry import ModelVersion
+from playnext.surfaces.common import Pick, SurfaceList, fallback_scores, picks
+
+POOL = 200
+MAX_MEMBERS = 10
+SHARED_BONUS = 0.5
+
+
+class BlendError(ValueError):
+    pass
+
+
+def _percentiles(version: ModelVersion, user_ids: list[str]) -> np.ndarray:
+    """(members, items): 1.0 for each member's best candidate down towards 0; 0 outside their pool."""
+    data = version.data
+    out = np.zeros((len(user_ids), data.n_items), dtype=np.float32)
+    rows = data.user_index(user_ids)
+    warm = np.flatnonzero(rows >= 0)
+    if len(warm):
+        got = version.recommender.recommend(rows[warm], POOL, exclude_seen=False)
+        for member, items in zip(warm.tolist(), got.items, strict=True):
+            items = items[items >= 0]
+            out[member, items] = 1.0 - np.arange(len(items)) / max(len(items), 1)
+    for member in np.flatnonzero(rows < 0).tolist():
+        items = np.argsort(-fallback_scores(version, None), kind="stable")[:POOL]
+        out[member, items] = 1.0 - np.arange(len(items)) / len(items)
+    out[:, data.meta.item_type != "track"] = 0.0
+    return out
+
+
+def taste_match(version: ModelVersion, user_ids: list[str]) -> int:
+    data = version.data
+    genres, codes = np.unique(data.meta.genre.astype(str), return_inverse=True)
+    onehot = sp.csr_matrix((np.ones(data.n_items), (np.arange(data.n_items), codes)), shape=(data.n_items, len(genres)))
+    rows = data.user_index(user_ids)
+    profiles = np.zeros((len(user_ids), len(genres)))
+    warm = rows >= 0
+    if warm.any():
+        profiles[warm] = np.asarray((data.binary()[rows[warm]] @ onehot).todense())
+    profiles[~warm] = np.asarray(onehot.T @ version.recommender.side_.popularity).ravel()  # the average listener
+    unit = profiles / np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
+    pairs = [float(unit[a] @ unit[b]) for a, b in itertools.combinations(range(len(user_ids)), 2)]
+    return round(100 * float(np.mean(pairs))) if pairs else 100
+
+
+def blend(version: ModelVersion, user_ids: list[str], *, n: int = 50) -> SurfaceList:
+    members = list(dict.fromkeys(user_ids))
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise BlendError(f"a Blend needs 2 to {MAX_MEMBERS} different listeners, got {len(members)}")
+    fit = _percentiles(version, members)
+    available = fit.max(axis=0) > 0
+    counts = np.zeros(len(members), dtype=np.int64)
+    done = np.zeros(len(members), dtype=bool)  # members with no candidate left
+    chosen, chooser = [], []
+    while len(chosen) < n and not done.all():
+        member = int(np.argmin(np.where(done, np.iinfo(np.int64).max, counts)))
+        theirs = available & (fit[member] > 0)
+        if not theirs.any():
+            done[member] = True
+            continue
+        others = (fit.sum(axis=0) - fit[member]) / max(len(members) - 1, 1)
+        item = int(np.argmax(np.where(theirs, fit[member] + SHARED_BONUS * others, -np.inf)))
+        chosen.append(item)
+        chooser.append(member)
+        available[item] = False
+        counts[member] += 1
+    items = np.array(chosen, dtype=np.int64)
+    serves = [
+        tuple(members[m] for m in range(len(members)) if m == c or fit[m, i] >= 0.8)
+        for i, c in zip(chosen, chooser, strict=True)
+    ]
+    reasons = [f"for {', '.join(s)}" for s in serves]
+    scores = np.array([fit[:, i].mean() for i in chosen], dtype=np.float32)
+    out = [replace(p, serves=s) for p, s in zip(picks(version, items, scores, reasons), serves, strict=True)]
+    shares = {m: sum(1 for c in chooser if c == k) for k, m in enumerate(members)}
+    return SurfaceList(
+        "blend",
+        list[Pick](out),
+        bool((version.data.user_index(members) < 0).all()),
+        version.id,
+        {"taste_match": taste_match(version, members), "shares": shares},
+    )

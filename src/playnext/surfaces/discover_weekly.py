@@ -1,0 +1,55 @@
+"""Discover Weekly: tracks the listener has never played, at most ``per_artist`` per artist, the same all ISO week.
+
+The ranked candidates are sampled without replacement (Gumbel top-k over their ranks) with a seed made of the
+listener and the ISO week: the same week gives the same list, the next week a fresh one, and better-ranked
+tracks stay the likelier picks. A listener without history gets popular tracks of their country, sampled the
+same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from playnext.models.registry import ModelVersion
+from playnext.surfaces.common import SurfaceList, because, cap_per_creator, fallback_scores, picks, seed_of
+
+POOL = 300
+
+
+def iso_week(day: dt.date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def discover_weekly(
+    version: ModelVersion, user_id: str, day: dt.date, *, n: int = 30, per_artist: int = 2, country: str | None = None
+) -> SurfaceList:
+    data = version.data
+    row = int(data.user_index([user_id])[0])
+    tracks = data.meta.item_type == "track"
+    if row >= 0:
+        got = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True)
+        candidates = got.items[0][got.items[0] >= 0]
+        played = data.played[row].indices if data.played is not None else data.matrix[row].indices
+        fallback = False
+    else:
+        scores = fallback_scores(version, country)
+        candidates = np.argsort(-scores, kind="stable")[:POOL]
+        played = np.zeros(0, np.int64)
+        fallback = True
+    candidates = candidates[tracks[candidates] & ~np.isin(candidates, played)]
+    rng = np.random.default_rng(seed_of("discover-weekly", user_id, iso_week(day)))
+    ranks = np.arange(len(candidates))
+    # One unit of Gumbel noise per n/3 ranks: picks come mostly from the best ~2n candidates, different each week.
+    keys = -ranks / max(n / 3.0, 1.0) + rng.gumbel(size=len(candidates))
+    order = candidates[np.argsort(-keys, kind="stable")]
+    chosen = cap_per_creator(order, data.meta.creator, per_artist, n)
+    history = data.sequence(row)[-200:] if row >= 0 else np.zeros(0, np.int64)
+    default = "popular with listeners like you" if fallback else "picked for you"
+    reasons = because(version, np.unique(history), chosen, default) if not fallback else [default] * len(chosen)
+    scores = np.linspace(1.0, 0.0, num=len(chosen), endpoint=False) if len(chosen) else np.zeros(0)
+    return SurfaceList(
+        "discover-weekly", picks(version, chosen, scores, reasons), fallback, version.id, {"week": iso_week(day)}
+    )
