@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 import playnext
 from playnext.api import errors
 from playnext.api.keys import KeyStore
-from playnext.api.routes import events, health, models
+from playnext.api.routes import events, health, models, surfaces
 from playnext.config import Settings
 from playnext.events.compaction import compact
 from playnext.events.log import EventLog, event_log_for
@@ -67,6 +67,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.router.routes.extend(events.routes)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(surfaces.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

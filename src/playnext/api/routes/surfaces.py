@@ -1,0 +1,108 @@
+"""Surface routes: parse and validate, ask the served model version, log what was shown, answer.
+
+Every answer carries a request id, the experiment variant (none until experiments exist), the model version, a
+``fallback`` flag and a reason per item; every shown list is written to the event log as impressions before the
+answer goes out, like any acknowledged event. An unknown listener is a 200 with cold-start content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+
+from playnext.api.auth import require_scope
+from playnext.api.errors import ApiError
+from playnext.events.log import LogUnavailable
+from playnext.events.schema import Country, Id
+from playnext.models.registry import ModelVersion
+from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
+from playnext.surfaces.common import SurfaceList
+from playnext.surfaces.discover_weekly import discover_weekly
+from playnext.surfaces.exposure import impressions
+from playnext.surfaces.next_track import next_tracks
+
+router = APIRouter(dependencies=[Depends(require_scope("read"))])
+
+
+def _id(value: str, what: str) -> str:
+    try:
+        msgspec.convert(value, Id)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid", f"{what}: {exc}") from None
+    if not value.isprintable():
+        raise ApiError(422, "invalid", f"{what} holds control or non-printable characters")
+    return value
+
+
+def _country(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return msgspec.convert(value, Country)
+    except msgspec.ValidationError:
+        raise ApiError(422, "invalid", "country must be an ISO 3166 code such as SE") from None
+
+
+def _version(request: Request) -> ModelVersion:
+    version = request.app.state.model.version
+    if version is None:
+        raise ApiError(503, "no_model", "no model version is served yet: run `playnext train --promote`")
+    return version
+
+
+async def _answer(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    request_id = uuid.uuid4().hex
+    now = dt.datetime.now(dt.UTC)
+    log = request.app.state.event_log
+    try:
+        await asyncio.wrap_future(log.submit(impressions(shown, viewers, request_id, now)))
+    except LogUnavailable as exc:
+        raise ApiError(503, "log_unavailable", f"the exposure log cannot be written: {exc}") from None
+    return {
+        "request_id": request_id, "surface": shown.surface, "variant": None, "model_version": shown.model_version,
+        "fallback": shown.fallback, **extra, **shown.meta,
+        "items": [{"position": pos, "item_id": p.item_id, "item_type": p.item_type, "score": round(p.score, 6),
+                   "reason": p.reason, **({"serves": list(p.serves)} if p.serves else {})}
+                  for pos, p in enumerate(shown.items)],
+    }  # fmt: skip
+
+
+@router.get("/v1/users/{user_id}/discover-weekly", summary="30 tracks never played, new each ISO week")
+async def get_discover_weekly(
+    request: Request, user_id: str, n: int = Query(30, ge=1, le=100), country: str | None = None
+) -> dict[str, Any]:
+    user = _id(user_id, "user id")
+    shown = discover_weekly(_version(request), user, dt.datetime.now(dt.UTC).date(), n=n, country=_country(country))
+    return await _answer(request, shown, [user], {"user_id": user})
+
+
+@router.get("/v1/users/{user_id}/next", summary="What to play after the current track")
+async def get_next(
+    request: Request, user_id: str, track: str = Query(..., description="The track playing now"),
+    recent: str = Query("", description="Comma-separated tracks of this session, oldest first"),
+    n: int = Query(20, ge=1, le=100), country: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    user, current = _id(user_id, "user id"), _id(track, "track")
+    session = [_id(t, "recent track") for t in recent.split(",") if t][:200]
+    shown = next_tracks(_version(request), user, current, session, n=n, country=_country(country))
+    return await _answer(request, shown, [user], {"user_id": user})
+
+
+@router.get("/v1/blend", summary="One playlist for 2-10 listeners, with their taste match")
+async def get_blend(
+    request: Request, users: str = Query(..., description="Comma-separated listener ids"),
+    n: int = Query(50, ge=1, le=200),
+) -> dict[str, Any]:  # fmt: skip
+    members = [_id(u, "user id") for u in users.split(",") if u]
+    if len(members) > MAX_MEMBERS:
+        raise ApiError(422, "invalid", f"a Blend has at most {MAX_MEMBERS} listeners, got {len(members)}")
+    try:
+        shown = blend(_version(request), members, n=n)
+    except BlendError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    return await _answer(request, shown, list(dict.fromkeys(members)), {"users": list(dict.fromkeys(members))})

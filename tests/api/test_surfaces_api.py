@@ -1,0 +1,107 @@
+"""Surface routes over HTTP: answers with request ids and reasons, impressions in the log, clear 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from playnext.api.app import create_app
+from playnext.api.keys import KeyStore
+from playnext.config import Settings
+from playnext.events.compaction import compact
+from playnext.lake.query import connect
+from playnext.models.generators import build_generator
+from playnext.models.recommender import Recommender
+from playnext.models.registry import Registry
+from tests.models.small import two_tastes
+
+
+@pytest.fixture
+def served(settings: Settings) -> Settings:
+    data = two_tastes(n_users=40, n_items=60)
+    generators = {
+        "als": build_generator("als", {"factors": 8}),
+        "cooccurrence": build_generator("cooccurrence"),
+        "popularity": build_generator("popularity"),
+    }
+    registry = Registry(settings)
+    registry.promote(registry.publish(Recommender(generators, candidates_per_generator=40).fit(data), data, {}))
+    return settings.model_copy(update={"compact_interval_s": 0})
+
+
+@pytest.fixture
+def client(served: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(served)) as c:
+        yield c
+
+
+@pytest.fixture
+def auth(served: Settings) -> dict[str, str]:
+    _, token = KeyStore(served.keys_file).create(["read"])
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_discover_weekly_answers_with_reasons_and_logs_impressions(
+    client: TestClient, auth: dict, served: Settings
+) -> None:
+    got = client.get("/v1/users/u3/discover-weekly?n=5", headers=auth)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["request_id"] and body["surface"] == "discover-weekly" and body["fallback"] is False
+    assert [i["position"] for i in body["items"]] == [0, 1, 2, 3, 4]
+    assert all(i["reason"] for i in body["items"])
+    client.app.state.event_log.rotate()
+    compact(served.log_dir, served.lake_dir)
+    rows = (
+        connect(served)
+        .execute(
+            "SELECT item_id, position, surface, propensity FROM events WHERE request_id = ? ORDER BY position",
+            [body["request_id"]],
+        )
+        .fetchall()
+    )
+    assert [r[0] for r in rows] == [i["item_id"] for i in body["items"]]
+    assert {r[2] for r in rows} == {"discover-weekly"} and {r[3] for r in rows} == {1.0}
+
+
+def test_unknown_listeners_get_cold_start_content(client: TestClient, auth: dict) -> None:
+    body = client.get("/v1/users/someone-new/discover-weekly?country=SE", headers=auth).json()
+    assert body["fallback"] is True and len(body["items"]) == 30
+    nxt = client.get("/v1/users/someone-new/next?track=t40&recent=t41,t42", headers=auth).json()
+    assert nxt["items"] and not {"t40", "t41", "t42"} & {i["item_id"] for i in nxt["items"]}
+
+
+def test_blend_serves_every_member(client: TestClient, auth: dict) -> None:
+    body = client.get("/v1/blend?users=u0,u30&n=10", headers=auth).json()
+    assert 0 <= body["taste_match"] <= 100 and body["users"] == ["u0", "u30"]
+    assert sum(body["shares"].values()) == 10 and all(i["serves"] for i in body["items"])
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/users/u1/discover-weekly?n=0", 422),
+        ("/v1/users/u1/discover-weekly?n=101", 422),
+        ("/v1/users/u1/discover-weekly?country=sweden", 422),
+        ("/v1/users/" + "x" * 200 + "/discover-weekly", 422),
+        ("/v1/users/u%07/discover-weekly", 422),
+        ("/v1/users/u1/next", 422),
+        ("/v1/blend?users=u1", 422),
+        ("/v1/blend?users=" + ",".join(f"u{i}" for i in range(11)), 422),
+        ("/v1/blend?users=u1,u1", 422),
+    ],
+)
+def test_bad_queries_are_clear_4xx(client: TestClient, auth: dict, path: str, status: int) -> None:
+    got = client.get(path, headers=auth)
+    assert got.status_code == status, got.text
+    assert "Traceback" not in got.text and ("message" in got.json() or "detail" in got.json())
+
+
+def test_surfaces_need_a_read_key_and_a_model(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"compact_interval_s": 0}))) as c:
+        assert c.get("/v1/users/u1/discover-weekly").status_code == 401
+        _, token = KeyStore(settings.keys_file).create(["read"])
+        got = c.get("/v1/users/u1/discover-weekly", headers={"Authorization": f"Bearer {token}"})
+        assert got.status_code == 503 and "playnext train --promote" in got.json()["message"]
