@@ -105,3 +105,11 @@ def test_surfaces_need_a_read_key_and_a_model(settings: Settings) -> None:
         _, token = KeyStore(settings.keys_file).create(["read"])
         got = c.get("/v1/users/u1/discover-weekly", headers={"Authorization": f"Bearer {token}"})
         assert got.status_code == 503 and "playnext train --promote" in got.json()["message"]
+
+
+def test_daily_mixes_for_known_and_new_listeners(client: TestClient, auth: dict) -> None:
+    known = client.get("/v1/users/u0/daily-mixes?size=8", headers=auth).json()
+    assert [m["name"] for m in known["mixes"]] == ["Rock Mix"] and known["fallback"] is False
+    assert len(known["mixes"][0]["items"]) == 8 and known["mixes"][0]["request_id"]
+    new = client.get("/v1/users/nobody/daily-mixes", headers=auth).json()
+    assert new["fallback"] is True and new["mixes"][0]["name"] == "Popular Mix"

@@ -22,6 +22,7 @@ from playnext.events.schema import Country, Id
 from playnext.models.registry import ModelVersion
 from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
 from playnext.surfaces.common import SurfaceList
+from playnext.surfaces.daily_mix import daily_mixes
 from playnext.surfaces.discover_weekly import discover_weekly
 from playnext.surfaces.exposure import impressions
 from playnext.surfaces.next_track import next_tracks
@@ -91,6 +92,20 @@ async def get_next(
     session = [_id(t, "recent track") for t in recent.split(",") if t][:200]
     shown = next_tracks(_version(request), user, current, session, n=n, country=_country(country))
     return await _answer(request, shown, [user], {"user_id": user})
+
+
+@router.get("/v1/users/{user_id}/daily-mixes", summary="Up to 6 mixes of the listener's tastes")
+async def get_daily_mixes(
+    request: Request, user_id: str, size: int = Query(20, ge=1, le=100), country: str | None = None
+) -> dict[str, Any]:
+    user = _id(user_id, "user id")
+    version = _version(request)
+    mixes = daily_mixes(version, user, size=size)
+    if not mixes:  # no taste to split yet: one mix of what is popular in the listener's country
+        mixes = [discover_weekly(version, user, dt.datetime.now(dt.UTC).date(), n=size, country=_country(country))]
+        mixes[0].surface, mixes[0].meta = "daily-mix", {"name": "Popular Mix", "mix": 1, "genre": ""}
+    answers = [await _answer(request, mix, [user], {"user_id": user}) for mix in mixes]
+    return {"user_id": user, "model_version": version.id, "fallback": mixes[0].fallback, "mixes": answers}
 
 
 @router.get("/v1/blend", summary="One playlist for 2-10 listeners, with their taste match")

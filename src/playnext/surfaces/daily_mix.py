@@ -1,0 +1,50 @@
+"""Daily Mix: up to six mixes, one per taste cluster of the listener, each half familiar and half new.
+
+A listener's clusters are the genres of the tracks they liked most (by summed affinity, at least
+``min_tracks`` liked tracks each); a mix is named after its genre, or its top artist when the genre is unknown.
+Familiar tracks are their best-liked tracks of the cluster; new ones are the recommender's candidates of the
+same genre they have never played. The two alternate, so a mix starts familiar and keeps discovering.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from playnext.models.registry import ModelVersion
+from playnext.surfaces.common import SurfaceList, picks
+
+MAX_MIXES = 6
+POOL = 500
+
+
+def daily_mixes(version: ModelVersion, user_id: str, *, size: int = 20, min_tracks: int = 3) -> list[SurfaceList]:
+    data = version.data
+    row = int(data.user_index([user_id])[0])
+    if row < 0:
+        return []  # no taste to split yet: surfaces show popular mixes from segment popularity instead
+    liked = data.matrix[row]
+    items, affinity = liked.indices, liked.data
+    tracks = data.meta.item_type[items] == "track"
+    items, affinity = items[tracks], affinity[tracks]
+    genres = data.meta.genre[items].astype(str)
+    totals = {g: float(affinity[genres == g].sum()) for g in np.unique(genres)}
+    clusters = [g for g in sorted(totals, key=lambda g: -totals[g]) if (genres == g).sum() >= min_tracks]
+    got = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True).items[0]
+    played = data.played[row].indices if data.played is not None else items
+    fresh = got[(got >= 0) & ~np.isin(got, played)]
+    fresh = fresh[data.meta.item_type[fresh] == "track"]
+    mixes = []
+    for number, genre in enumerate(clusters[:MAX_MIXES], start=1):
+        mine = items[genres == genre][np.argsort(-affinity[genres == genre], kind="stable")]
+        new = fresh[data.meta.genre[fresh].astype(str) == genre]
+        familiar, discover = mine[: size - min(len(new), size // 2)], new[: size // 2]
+        order = [x for pair in zip(familiar, discover, strict=False) for x in pair]  # alternate while both last
+        order += [*familiar[len(discover):], *discover[len(familiar):]]  # fmt: skip
+        order = np.array(order[:size], dtype=np.int64)
+        is_new = np.isin(order, discover)
+        reasons = [f"new in your {genre} mix" if n else f"a {genre} favourite of yours" for n in is_new.tolist()]
+        name = f"{genre.title()} Mix" if genre else f"{data.meta.creator[order[0]]} Mix"
+        scores = np.linspace(1.0, 0.0, num=len(order), endpoint=False)
+        mixes.append(SurfaceList("daily-mix", picks(version, order, scores, reasons), False, version.id,
+                                 {"name": name, "mix": number, "genre": genre}))  # fmt: skip
+    return mixes
