@@ -113,3 +113,12 @@ def test_daily_mixes_for_known_and_new_listeners(client: TestClient, auth: dict)
     assert len(known["mixes"][0]["items"]) == 8 and known["mixes"][0]["request_id"]
     new = client.get("/v1/users/nobody/daily-mixes", headers=auth).json()
     assert new["fallback"] is True and new["mixes"][0]["name"] == "Popular Mix"
+
+
+def test_search_over_http(client: TestClient, auth: dict) -> None:
+    body = client.get("/v1/search?q=jaz%20song%2045&user=u30&n=3", headers=auth).json()
+    assert body["items"][0]["item_id"] == "t45" and body["surface"] == "search"
+    assert client.get("/v1/search?q=", headers=auth).status_code == 422
+    assert client.get("/v1/search?q=%07", headers=auth).status_code == 422
+    assert client.get("/v1/search?q=" + "a" * 201, headers=auth).status_code == 422
+    assert client.get("/v1/search?q=song", headers=auth).json()["fallback"] is True  # no listener: text only

@@ -26,6 +26,7 @@ from playnext.surfaces.daily_mix import daily_mixes
 from playnext.surfaces.discover_weekly import discover_weekly
 from playnext.surfaces.exposure import impressions
 from playnext.surfaces.next_track import next_tracks
+from playnext.surfaces.search import search
 
 router = APIRouter(dependencies=[Depends(require_scope("read"))])
 
@@ -106,6 +107,18 @@ async def get_daily_mixes(
         mixes[0].surface, mixes[0].meta = "daily-mix", {"name": "Popular Mix", "mix": 1, "genre": ""}
     answers = [await _answer(request, mix, [user], {"user_id": user}) for mix in mixes]
     return {"user_id": user, "model_version": version.id, "fallback": mixes[0].fallback, "mixes": answers}
+
+
+@router.get("/v1/search", summary="Typo-tolerant catalog search, re-ranked by the listener's taste")
+async def get_search(
+    request: Request, q: str = Query(..., min_length=1, max_length=200), user: str | None = None,
+    n: int = Query(20, ge=1, le=100),
+) -> dict[str, Any]:  # fmt: skip
+    if not q.strip() or not q.isprintable():
+        raise ApiError(422, "invalid", "q must be printable text")
+    listener = _id(user, "user id") if user else None
+    shown = search(_version(request), q.strip(), listener, n=n)
+    return await _answer(request, shown, [listener] if listener else [], {"user_id": listener})
 
 
 @router.get("/v1/blend", summary="One playlist for 2-10 listeners, with their taste match")
