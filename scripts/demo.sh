@@ -79,7 +79,7 @@ PLAYNEXT_MODELS__PARAMS='{"sasrec": {"epochs": 2, "min_steps": 60}}' playnext tr
 playnext models list
 playnext rewards list
 
-say "10. the server answers with the promoted version (GET /v1/models, scope read)"
+say "10. the server answers with the promoted version: /v1/models and the surfaces (impressions are logged)"
 read_key="$(playnext keys create --scope read --name demo-read --quiet)"
 playnext serve --port "$port" &
 server=$!
@@ -92,6 +92,17 @@ body = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization":
 served = body["served"]
 ndcg = served["metrics"][0]["metrics"]["all"]["ndcg@20"]
 print(f"serving {served['id']} (trained before {served['cutoff'][:16]}): NDCG@20 {ndcg:.4f} on the holdout")
+auth = {"Authorization": f"Bearer {key}"}
+for title, path in [("Discover Weekly for u1", "/v1/users/u1/discover-weekly?n=5"),
+                    ("next after t10 for u1", "/v1/users/u1/next?track=t10&recent=t11,t12&n=3"),
+                    ("Blend of u1 and u2", "/v1/blend?users=u1,u2&n=4"),
+                    ("search 'kalo' for u1", "/v1/search?q=kalo&user=u1&n=3"),
+                    ("a new listener's Discover Weekly", "/v1/users/newcomer/discover-weekly?n=3&country=SE")]:
+    body = httpx.get(f"http://127.0.0.1:{port}{path}", headers=auth).json()
+    extra = f" (taste match {body['taste_match']})" if "taste_match" in body else ""
+    print(f"{title}{extra}, fallback={body['fallback']}:")
+    for item in body["items"]:
+        print(f"  {item['position']}. {item['item_id']}: {item['reason']}")
 PY
 kill "$server"; wait "$server" 2>/dev/null || true
 trap - EXIT
