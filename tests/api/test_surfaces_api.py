@@ -122,3 +122,49 @@ def test_search_over_http(client: TestClient, auth: dict) -> None:
     assert client.get("/v1/search?q=%07", headers=auth).status_code == 422
     assert client.get("/v1/search?q=" + "a" * 201, headers=auth).status_code == 422
     assert client.get("/v1/search?q=song", headers=auth).json()["fallback"] is True  # no listener: text only
+
+
+def test_home_shelves_with_propensities_reach_the_lake(client: TestClient, auth: dict, served: Settings) -> None:
+    body = client.get("/v1/users/u0/home?size=4", headers=auth).json()
+    assert body["surface"] == "home" and body["segment"] in ("light", "heavy") and body["shelves"]
+    cards = [(i["item_type"], i["item_id"]) for s in body["shelves"] for i in s["items"]]
+    assert len(cards) == len(set(cards))
+    client.app.state.event_log.rotate()
+    compact(served.log_dir, served.lake_dir)
+    rows = (
+        connect(served)
+        .execute("SELECT surface, propensity FROM events WHERE request_id = ? ORDER BY position", [body["request_id"]])
+        .fetchall()
+    )
+    assert len(rows) == len(cards)
+    assert {r[0] for r in rows} == {f"home/{s['shelf']}" for s in body["shelves"]}
+    assert all(0 < r[1] <= 1 for r in rows)
+    new = client.get("/v1/users/newbie/home?country=SE", headers=auth).json()
+    assert new["fallback"] is True and new["segment"] == "new" and new["shelves"]
+    assert client.get("/v1/users/u0/home?size=0", headers=auth).status_code == 422
+
+
+def test_the_bandit_learns_shelf_stats_from_home_outcomes(client: TestClient, auth: dict, served: Settings) -> None:
+    import datetime as dt
+
+    from playnext.pipelines.runner import run_pipeline
+    from playnext.surfaces.bandit import shelf_stats_from_lake
+    from tests.pipelines.lake import write_events
+
+    body = client.get("/v1/users/u0/home?size=3", headers=auth).json()
+    first = body["shelves"][0]
+    streamed = next(i for i in first["items"] if i["item_type"] == "track") if any(
+        i["item_type"] == "track" for i in first["items"]) else None  # fmt: skip
+    client.app.state.event_log.rotate()
+    compact(served.log_dir, served.lake_dir)
+    if streamed is not None:
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).isoformat()
+        write_events(served, [{"type": "play", "event_id": "after-home", "user_id": "u0", "ts": later,
+                               "item_id": streamed["item_id"], "item_type": "track", "ms_played": 200_000,
+                               "reason_end": "trackdone"}])  # fmt: skip
+    run_pipeline(served, tables=["outcomes"])
+    stats = shelf_stats_from_lake(served, client.app.state.model.version)
+    shown = {shelf: s + f for (segment, shelf), (s, f) in stats.counts.items() if segment == body["segment"]}
+    assert shown == {s["shelf"]: len(s["items"]) for s in body["shelves"]}
+    streams = {shelf: s for (_, shelf), (s, _) in stats.counts.items()}
+    assert streams[first["shelf"]] == (1 if streamed is not None else 0)

@@ -13,18 +13,21 @@ import uuid
 from typing import Any
 
 import msgspec
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
 from playnext.events.log import LogUnavailable
-from playnext.events.schema import Country, Id
+from playnext.events.schema import ITEM_TYPES, Country, Id, Impression
 from playnext.models.registry import ModelVersion
+from playnext.surfaces.bandit import shelf_stats_from_lake
 from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
 from playnext.surfaces.common import SurfaceList
 from playnext.surfaces.daily_mix import daily_mixes
 from playnext.surfaces.discover_weekly import discover_weekly
 from playnext.surfaces.exposure import impressions
+from playnext.surfaces.home import home
 from playnext.surfaces.next_track import next_tracks
 from playnext.surfaces.search import search
 
@@ -57,14 +60,18 @@ def _version(request: Request) -> ModelVersion:
     return version
 
 
+async def _log(request: Request, events: list) -> None:  # type: ignore[type-arg]
+    """Impressions are acknowledged like any event: on disk before the answer goes out."""
+    try:
+        await asyncio.wrap_future(request.app.state.event_log.submit(events))
+    except LogUnavailable as exc:
+        raise ApiError(503, "log_unavailable", f"the exposure log cannot be written: {exc}") from None
+
+
 async def _answer(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any]) -> dict[str, Any]:
     request_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.UTC)
-    log = request.app.state.event_log
-    try:
-        await asyncio.wrap_future(log.submit(impressions(shown, viewers, request_id, now)))
-    except LogUnavailable as exc:
-        raise ApiError(503, "log_unavailable", f"the exposure log cannot be written: {exc}") from None
+    await _log(request, impressions(shown, viewers, request_id, now))
     return {
         "request_id": request_id, "surface": shown.surface, "variant": None, "model_version": shown.model_version,
         "fallback": shown.fallback, **extra, **shown.meta,
@@ -93,6 +100,38 @@ async def get_next(
     session = [_id(t, "recent track") for t in recent.split(",") if t][:200]
     shown = next_tracks(_version(request), user, current, session, n=n, country=_country(country))
     return await _answer(request, shown, [user], {"user_id": user})
+
+
+@router.get("/v1/users/{user_id}/home", summary="Shelves of cards, ordered by a contextual bandit")
+async def get_home(
+    request: Request, user_id: str, size: int = Query(10, ge=1, le=50), country: str | None = None
+) -> dict[str, Any]:
+    user = _id(user_id, "user id")
+    version = _version(request)
+    state = request.app.state
+    if getattr(state, "shelf_stats_for", None) != version.id:  # learned again for each model version
+        state.shelf_stats = await asyncio.to_thread(shelf_stats_from_lake, state.settings, version)
+        state.shelf_stats_for = version.id
+    page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, country=_country(country))
+    request_id = uuid.uuid4().hex
+    now = dt.datetime.now(dt.UTC)
+    events, position = [], 0
+    for shelf in page.shelves:
+        for card in shelf.items:
+            events.append(Impression(
+                event_id=f"{request_id}-{position}", user_id=user, ts=now, item_id=card.item_id,
+                item_type=card.item_type if card.item_type in ITEM_TYPES else "playlist", surface=f"home/{shelf.id}",
+                position=position, request_id=request_id, variant=None, propensity=shelf.propensity,
+            ))  # fmt: skip
+            position += 1
+    await _log(request, events)
+    return {
+        "request_id": request_id, "surface": "home", "user_id": user, "variant": None,
+        "model_version": page.model_version, "fallback": page.fallback, "segment": page.segment,
+        "shelves": [{"shelf": s.id, "title": s.title, "position": n, "propensity": round(s.propensity, 4),
+                     "items": [{"item_id": c.item_id, "item_type": c.item_type, "reason": c.reason}
+                               for c in s.items]} for n, s in enumerate(page.shelves)],
+    }  # fmt: skip
 
 
 @router.get("/v1/users/{user_id}/daily-mixes", summary="Up to 6 mixes of the listener's tastes")

@@ -1,0 +1,135 @@
+"""Home: shelves of cards, ordered by a contextual bandit, with no item on two shelves.
+
+Shelves: Made for you (Daily Mix cards), Because you listened to X (neighbours of the listener's latest liked
+track), Podcasts and audiobooks, New releases (tracks out in the last ``NEW_DAYS`` days, from the listener's
+artists or genres first), Artists you might like, and Popular in your country. Their order comes from
+``surfaces.bandit`` for the listener's segment; shelves are then filled in that order, each skipping items an
+earlier shelf already shows. Empty shelves are left out; a new listener gets the shelves that need no history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from playnext.models.registry import ModelVersion
+from playnext.surfaces.bandit import ShelfStats, order_shelves, segment_of
+from playnext.surfaces.common import Pick, fallback_scores, picks
+from playnext.surfaces.daily_mix import daily_mixes
+
+NEW_DAYS = 60
+POOL = 300
+
+
+@dataclass
+class Shelf:
+    id: str
+    title: str
+    items: list[Pick]
+    propensity: float = 1.0
+
+
+@dataclass
+class HomePage:
+    shelves: list[Shelf]
+    segment: str
+    fallback: bool
+    model_version: str
+
+
+def _candidates(version: ModelVersion, row: int, country: str | None) -> np.ndarray:
+    if row >= 0:
+        got = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True).items[0]
+        return got[got >= 0]
+    return np.argsort(-fallback_scores(version, country), kind="stable")[:POOL]
+
+
+def _shelves(version: ModelVersion, user_id: str, row: int, country: str | None, size: int) -> dict[str, Shelf]:
+    data = version.data
+    kind, creator, genre = data.meta.item_type, data.meta.creator, data.meta.genre.astype(str)
+    cands = _candidates(version, row, country)
+    history = data.sequence(row) if row >= 0 else np.zeros(0, np.int64)
+    out: dict[str, Shelf] = {}
+    if row >= 0:
+        mixes = daily_mixes(version, user_id, size=1)
+        out["made-for-you"] = Shelf("made-for-you", "Made for you", [
+            Pick(item_id=f"daily-mix-{m.meta['mix']}", item_type="mix", score=1.0, reason=str(m.meta["name"]))
+            for m in mixes
+        ])  # fmt: skip
+    liked_tracks = history[kind[history] == "track"] if len(history) else history
+    if len(liked_tracks):
+        seed = int(liked_tracks[-1])
+        gens = version.recommender.generators
+        for model in [gens[g] for g in ("cooccurrence", "als") if g in gens] + list(gens.values()):
+            similar = model.similar_items(np.array([seed]), size * 3)
+            items = similar.items[0][similar.items[0] >= 0]
+            items = items[kind[items] == "track"]
+            if len(items) >= size:  # co-occurrence knows few neighbours of a rare track: ask the next model
+                break
+        name = data.meta.name[seed]
+        out["because-you-listened"] = Shelf(
+            "because-you-listened",
+            f"Because you listened to {name}",
+            picks(version, items, np.zeros(len(items)), [f"because you listened to {name}"] * len(items)),
+        )
+    spoken = cands[np.isin(kind[cands], ("episode", "audiobook"))]
+    if not len(spoken):
+        pop = np.argsort(-fallback_scores(version, country), kind="stable")
+        spoken = pop[np.isin(kind[pop], ("episode", "audiobook"))][: size * 3]
+    out["podcasts-and-books"] = Shelf(
+        "podcasts-and-books",
+        "Podcasts and audiobooks for you",
+        picks(version, spoken, np.zeros(len(spoken)), ["picked for you"] * len(spoken)),
+    )
+    fresh = np.flatnonzero((kind == "track") & (data.meta.release_days >= 0) & (data.meta.release_days <= NEW_DAYS))
+    if len(fresh):
+        mine_c, mine_g = set(creator[history].tolist()), set(genre[history].tolist())
+        own = np.isin(creator[fresh], list(mine_c))
+        liked_genre = np.isin(genre[fresh], list(mine_g))
+        popularity = version.recommender.side_.popularity[fresh]
+        order = np.lexsort((-popularity, ~liked_genre, ~own))
+        fresh = fresh[order][: size * 3]
+        reasons = [
+            f"new from {creator[i]}, whom you listen to" if creator[i] in mine_c
+            else (f"new in {genre[i]}" if genre[i] in mine_g else "new this season")
+            for i in fresh.tolist()
+        ]  # fmt: skip
+        out["new-releases"] = Shelf("new-releases", "New releases for you", picks(version, fresh, np.zeros(len(fresh)),
+                                                                                   reasons))  # fmt: skip
+    known = set(creator[history].tolist())
+    artists = [c for c in dict.fromkeys(creator[cands[kind[cands] == "track"]].tolist()) if c and c not in known]
+    out["artists"] = Shelf("artists", "Artists you might like", [
+        Pick(item_id=c, item_type="artist", score=0.0, reason="plays like what you listen to" if row >= 0
+             else "popular with listeners like you") for c in artists[: size * 3]
+    ])  # fmt: skip
+    popular = np.argsort(-fallback_scores(version, country), kind="stable")
+    popular = popular[kind[popular] == "track"][: size * 3]
+    title = f"Popular in {country}" if country else "Popular right now"
+    out["popular"] = Shelf(
+        "popular",
+        title,
+        picks(version, popular, np.zeros(len(popular)), ["popular with listeners like you"] * len(popular)),
+    )
+    return out
+
+
+def home(
+    version: ModelVersion, user_id: str, stats: ShelfStats, rng: np.random.Generator, *, size: int = 10,
+    country: str | None = None,
+) -> HomePage:  # fmt: skip
+    data = version.data
+    row = int(data.user_index([user_id])[0])
+    counts = np.diff(data.matrix.indptr)
+    segment = segment_of(int(counts[row]) if row >= 0 else 0, float(np.quantile(counts, 0.8)) if len(counts) else 0)
+    shelves = _shelves(version, user_id, row, country, size)
+    order, propensity = order_shelves(stats, segment, list(shelves), rng)
+    used: set[tuple[str, str]] = set()
+    page = []
+    for shelf_id, p in zip(order, propensity.tolist(), strict=True):
+        shelf = shelves[shelf_id]
+        fresh = [c for c in shelf.items if (c.item_type, c.item_id) not in used][:size]
+        used.update((c.item_type, c.item_id) for c in fresh)
+        if fresh:
+            page.append(Shelf(shelf.id, shelf.title, fresh, p))
+    return HomePage(page, segment, row < 0, version.id)
