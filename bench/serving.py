@@ -1,0 +1,134 @@
+"""Requests/s and latency of every surface, beside a bare hello-world route on the same server, in one run.
+
+    python bench/serving.py [--users 100000] [--tracks 100000] [--days 7] [--seconds 5] [--concurrency 1 8 32]
+
+A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS,
+co-occurrence and the LightGBM ranker; content and SASRec are left out to keep the training short) and promoted;
+then ``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``) serves it in one process, and lean
+keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with random known
+listeners. Every surface request also writes its impressions to the durable log, as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import itertools
+
+from tests.e2e import env_for, playnext
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, headers: str) -> int:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n".encode())
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
+
+
+async def load(port: int, paths: list[str], key: str, concurrency: int, seconds: float) -> tuple[float, list[float]]:
+    headers = f"Authorization: Bearer {key}\r\n"
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(c: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        rng = random.Random(c)
+        try:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                status = await _get(reader, writer, rng.choice(paths), headers)
+                latencies.append(time.perf_counter() - t0)
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}")
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(concurrency)))
+    return len(latencies) / (time.perf_counter() - start), latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--tracks", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = env_for(Path(tmp) / "data", compact_interval_s="0",
+                      models__generators='["popularity", "popularity_country", "als", "cooccurrence"]')  # fmt: skip
+        t0 = time.perf_counter()
+        playnext("simulate", "--users", str(args.users), "--tracks", str(args.tracks), "--days", str(args.days),
+                 env=env, timeout=3600)  # fmt: skip
+        t1 = time.perf_counter()
+        playnext("train", "--promote", env=env, timeout=7200)
+        print(f"simulated in {t1 - t0:.0f} s, trained in {time.perf_counter() - t1:.0f} s", flush=True)
+        key = playnext("keys", "create", "--scope", "read", "--quiet", env=env).stdout.strip()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench.serving_app:app", "--port", str(port), "--log-level", "warning",
+             "--no-access-log"], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            rng = np.random.default_rng(0)
+            users = [f"u{u}" for u in rng.integers(0, args.users, 200)]
+            tracks = [f"t{t}" for t in rng.integers(0, args.tracks, 200)]
+            routes = {
+                "hello-world": ["/hello"],
+                "home": [f"/v1/users/{u}/home" for u in users],
+                "next-track": [f"/v1/users/{u}/next?track={t}" for u, t in zip(users, tracks, strict=True)],
+                "discover-weekly": [f"/v1/users/{u}/discover-weekly" for u in users],
+                "daily-mixes": [f"/v1/users/{u}/daily-mixes" for u in users],
+                "blend": [f"/v1/blend?users={a},{b}" for a, b in itertools.pairwise(users)],
+                "search": [f"/v1/search?q={t}&user={u}" for u, t in zip(users, ["kalo", "ven", "mira", "tor"] * 50,
+                                                                                   strict=False)],
+            }  # fmt: skip
+            print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'× hello req/s':>14}")
+            hello: dict[int, float] = {}
+            for name, paths in routes.items():
+                for c in args.concurrency:
+                    asyncio.run(load(port, paths, key, c, 0.5))  # warm up
+                    rate, lat = asyncio.run(load(port, paths, key, c, args.seconds))
+                    if name == "hello-world":
+                        hello[c] = rate
+                    p50, p99 = np.percentile(lat, 50) * 1000, np.percentile(lat, 99) * 1000
+                    print(
+                        f"{name:<16} {c:>5} {rate:>8,.0f} {p50:>8.2f} {p99:>8.2f} {rate / hello[c]:>14.3f}", flush=True
+                    )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
