@@ -18,14 +18,12 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from playnext.config import Settings
-from playnext.models.interactions import Interactions, ItemMeta
+from playnext.models.interactions import PLAYABLE, Interactions, ItemMeta
 from playnext.pipelines.engine import DuckDBEngine
 from playnext.pipelines.inputs import Inputs, load_inputs
 from playnext.pipelines.tables.affinity import user_item_affinity
 from playnext.pipelines.tables.common import completion, with_items
 from playnext.pipelines.tables.cooccurrence import item_cooccurrence
-
-PLAYABLE = ("track", "episode", "audiobook")
 
 
 @dataclass
@@ -46,11 +44,7 @@ def cutoff_at_share(settings: Settings, share: float) -> dt.datetime:
     """The time before which ``1 - share`` of the events lie: a global temporal split."""
     if not 0.0 < share < 1.0:
         raise ValueError("the holdout share must be between 0 and 1")
-    with DuckDBEngine() as engine:
-        inputs = load_inputs(engine, settings)
-        q = inputs.events.ts_s.quantile(1.0 - share)
-        seconds = float(engine.backend.execute(q))
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return events_quantile(settings, 1.0 - share)
 
 
 def _restricted(inputs: Inputs, cutoff: dt.datetime | None) -> Inputs:

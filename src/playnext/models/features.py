@@ -13,9 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from playnext.models.base import CandidateModel
+from playnext.models.interactions import PLAYABLE as ITEM_TYPES  # the content-type feature codes this order
 from playnext.models.interactions import Candidates, Interactions
-
-ITEM_TYPES = ("track", "episode", "audiobook")
 
 
 @dataclass

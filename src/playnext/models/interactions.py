@@ -15,6 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+# What can be put in a list and played: the item types of the item universe (a followed artist or show is not one).
+PLAYABLE = ("track", "episode", "audiobook")
+
 
 @dataclass
 class ItemMeta:

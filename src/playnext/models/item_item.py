@@ -51,6 +51,14 @@ class ItemGraphModel(CandidateModel):
         scores = self._history_input(users) @ self.weights_
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
+    def _state(self) -> dict[str, np.ndarray]:
+        w = self.weights_
+        return {"w_data": w.data, "w_indices": w.indices, "w_indptr": w.indptr}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        n = self.n_items_
+        self.weights_ = sp.csr_matrix((state["w_data"], state["w_indices"], state["w_indptr"]), shape=(n, n))
+
     def item_scores(self, items: np.ndarray) -> np.ndarray:
         rows = self.weights_[np.asarray(items)]
         return np.asarray(rows.toarray() if sp.issparse(rows) else rows, dtype=np.float32)
@@ -132,14 +140,6 @@ class RP3Beta(ItemGraphModel):
             (cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))), shape=(data.n_items, data.n_items)
         )
 
-    def _state(self) -> dict[str, np.ndarray]:
-        w = self.weights_
-        return {"w_data": w.data, "w_indices": w.indices, "w_indptr": w.indptr}
-
-    def _restore(self, state: dict[str, np.ndarray]) -> None:
-        n = self.n_items_
-        self.weights_ = sp.csr_matrix((state["w_data"], state["w_indices"], state["w_indptr"]), shape=(n, n))
-
 
 class Cooccurrence(ItemGraphModel):
     """Session and playlist co-occurrence from the ``item_cooccurrence`` feature definition (PMI of pairs)."""
@@ -153,6 +153,3 @@ class Cooccurrence(ItemGraphModel):
         if data.cooccurrence is None:
             raise ValueError("the cooccurrence model needs item_cooccurrence; load the data with_cooccurrence=True")
         self.weights_ = data.cooccurrence.tocsr()
-
-    _state = RP3Beta._state
-    _restore = RP3Beta._restore

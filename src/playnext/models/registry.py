@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class ModelVersion:
     manifest: dict[str, Any]
     recommender: Recommender
     data: Interactions
+    # Structures derived from this version once and reused by every request (the search's normalized titles).
+    derived: dict[str, Any] = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from playnext.events.schema import Impression
-from playnext.surfaces.common import SurfaceList
+from playnext.events.schema import ITEM_TYPES, Impression
+from playnext.surfaces.common import Pick, SurfaceList
+from playnext.surfaces.home import HomePage
+
+
+def _impression(event_id: str, user: str, pick: Pick, surface: str, position: int, request_id: str,
+                at: dt.datetime, variant: str | None, propensity: float) -> Impression:  # fmt: skip
+    # Cards that are not catalog items (a Daily Mix card) are logged as playlists, the nearest event item type.
+    item_type = pick.item_type if pick.item_type in ITEM_TYPES else "playlist"
+    return Impression(
+        event_id=event_id, user_id=user, ts=at, item_id=pick.item_id, item_type=item_type, surface=surface,
+        position=position, request_id=request_id, variant=variant, propensity=propensity,
+    )  # fmt: skip
 
 
 def impressions(shown: SurfaceList, user_ids: list[str], request_id: str, at: dt.datetime,
@@ -13,18 +24,20 @@ def impressions(shown: SurfaceList, user_ids: list[str], request_id: str, at: dt
     """One impression per item and viewer. These surfaces are deterministic given the request, so every
     position was shown with probability 1: the propensity off-policy estimates need."""
     return [
-        Impression(
-            event_id=f"{request_id}-{n}-{pos}",
-            user_id=user,
-            ts=at,
-            item_id=pick.item_id,
-            item_type=pick.item_type,
-            surface=shown.surface,
-            position=pos,
-            request_id=request_id,
-            variant=variant,
-            propensity=1.0,
-        )
+        _impression(f"{request_id}-{n}-{pos}", user, pick, shown.surface, pos, request_id, at, variant, 1.0)
         for n, user in enumerate(user_ids)
         for pos, pick in enumerate(shown.items)
+    ]
+
+
+def home_impressions(page: HomePage, user: str, request_id: str, at: dt.datetime,
+                     variant: str | None = None) -> list[Impression]:  # fmt: skip
+    """One impression per card, numbered down the page, under ``home/<shelf>`` with the bandit's probability of
+    the shelf's position as its propensity."""
+    cards = [(shelf, card) for shelf in page.shelves for card in shelf.items]
+    return [
+        _impression(
+            f"{request_id}-{pos}", user, card, f"home/{shelf.id}", pos, request_id, at, variant, shelf.propensity
+        )
+        for pos, (shelf, card) in enumerate(cards)
     ]

@@ -37,9 +37,10 @@ def search(version: ModelVersion, query: str, user_id: str | None, *, n: int = 2
     from rapidfuzz import fuzz, process, utils
 
     data = version.data
-    names = data.meta.name.tolist()
-    found = process.extract(query, names, scorer=fuzz.WRatio, processor=utils.default_process, limit=CANDIDATES,
-                            score_cutoff=50)  # fmt: skip
+    if "search_titles" not in version.derived:  # normalizing every title on each request would dominate its cost
+        version.derived["search_titles"] = [utils.default_process(n) for n in data.meta.name.tolist()]
+    found = process.extract(utils.default_process(query), version.derived["search_titles"], scorer=fuzz.WRatio,
+                            processor=None, limit=CANDIDATES, score_cutoff=50)  # fmt: skip
     if not found:
         return SurfaceList("search", [], False, version.id, {"query": query})
     items = np.array([index for _, _, index in found], dtype=np.int64)

@@ -19,14 +19,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
 from playnext.events.log import LogUnavailable
-from playnext.events.schema import ITEM_TYPES, Country, Id, Impression
+from playnext.events.schema import Country, Id
 from playnext.models.registry import ModelVersion
 from playnext.surfaces.bandit import shelf_stats_from_lake
 from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
 from playnext.surfaces.common import SurfaceList
 from playnext.surfaces.daily_mix import daily_mixes
 from playnext.surfaces.discover_weekly import discover_weekly
-from playnext.surfaces.exposure import impressions
+from playnext.surfaces.exposure import home_impressions, impressions
 from playnext.surfaces.home import home
 from playnext.surfaces.next_track import next_tracks
 from playnext.surfaces.search import search
@@ -115,15 +115,7 @@ async def get_home(
     page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, country=_country(country))
     request_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.UTC)
-    events, position = [], 0
-    for shelf in page.shelves:
-        for card in shelf.items:
-            events.append(Impression(
-                event_id=f"{request_id}-{position}", user_id=user, ts=now, item_id=card.item_id,
-                item_type=card.item_type if card.item_type in ITEM_TYPES else "playlist", surface=f"home/{shelf.id}",
-                position=position, request_id=request_id, variant=None, propensity=shelf.propensity,
-            ))  # fmt: skip
-            position += 1
+    events = home_impressions(page, user, request_id, now)
     await _log(request, events)
     return {
         "request_id": request_id, "surface": "home", "user_id": user, "variant": None,
