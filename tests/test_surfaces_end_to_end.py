@@ -17,10 +17,16 @@ def test_every_surface_answers_on_a_simulated_world_and_its_impressions_reach_th
     env = env_for(tmp_path / "data", compact_interval_s="0.5", segment_max_age_s="0.5")
     playnext("simulate", "--users", "300", "--tracks", "800", "--days", "14", env=env)
     playnext("train", "--generators", "popularity,popularity_country,als,cooccurrence", "--promote", env=env)
+    batch = playnext("batch", "all", env=env, timeout=300)
+    assert "discover-weekly: 300 listeners" in batch.stdout and "home: 300 listeners" in batch.stdout, batch.stdout
+    bad = playnext("batch", "discover-weekly", "--day", "next tuesday", env=env, check=False)
+    assert bad.returncode == 2 and "--day 'next tuesday' is not a date" in bad.stderr
     key = playnext("keys", "create", "--scope", "read", "--quiet", env=env).stdout.strip()
     auth = {"Authorization": f"Bearer {key}"}
     server = Server(env)
     try:
+        for path in ["/v1/users/u4/discover-weekly", "/v1/users/u4/daily-mixes", "/v1/users/u4/home"]:
+            assert httpx.get(server.url + path, headers=auth, timeout=30).json()["source"] == "precomputed", path
         paths = [
             "/v1/users/u1/home?size=5", "/v1/users/u1/discover-weekly", "/v1/users/u1/daily-mixes",
             "/v1/users/u1/next?track=t5&recent=t6,t7", "/v1/blend?users=u1,u2,u3", "/v1/search?q=kalo&user=u1",

@@ -428,8 +428,8 @@ def main() -> None:
     app()
 
 
-# Stage ③'s commands live in their own module and register themselves on ``app``.
-from playnext import cli_models  # noqa: E402, F401
+# Stage ③'s and ④'s commands live in their own modules and register themselves on ``app``.
+from playnext import cli_models, cli_surfaces  # noqa: E402, F401
 
 if __name__ == "__main__":
     # Run the ``playnext.cli`` module's app, on which ``cli_models`` registered its commands (not ``__main__``'s).

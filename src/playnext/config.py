@@ -115,6 +115,20 @@ class ModelSettings(BaseModel):
     reload_interval_s: float = Field(default=2.0, gt=0)
 
 
+class OnlineSettings(BaseModel):
+    """Online state and serving: what requests read per listener, and how long they may take; ``[online]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Plays kept per listener for the live session (next track); older ones are trimmed as new ones arrive.
+    recent_plays: int = Field(default=100, ge=1, le=10_000)
+    # A gap longer than this between two plays starts a new session.
+    session_gap_s: float = Field(default=1800.0, gt=0)
+    # A surface not precomputed for a listener is computed on request; past this budget the request is answered
+    # from segment popularity (flagged ``fallback``) while the computation finishes and is stored for next time.
+    budget_ms: float = Field(default=250.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PLAYNEXT_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -144,6 +158,7 @@ class Settings(BaseSettings):
 
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    online: OnlineSettings = Field(default_factory=OnlineSettings)
     rewards: dict[str, RewardSettings] = Field(default_factory=lambda: dict(DEFAULT_REWARDS))
 
     @field_validator("rewards")
@@ -200,6 +215,10 @@ class Settings(BaseSettings):
     @property
     def rewards_dir(self) -> Path:
         return self.data_dir / "rewards"
+
+    @property
+    def online_dir(self) -> Path:
+        return self.data_dir / "online"
 
     @property
     def synth_dir(self) -> Path:

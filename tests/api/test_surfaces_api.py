@@ -168,3 +168,84 @@ def test_the_bandit_learns_shelf_stats_from_home_outcomes(client: TestClient, au
     assert shown == {s["shelf"]: len(s["items"]) for s in body["shelves"]}
     streams = {shelf: s for (_, shelf), (s, _) in stats.counts.items()}
     assert streams[first["shelf"]] == (1 if streamed is not None else 0)
+
+
+def test_batch_surfaces_are_served_from_the_store_and_misses_are_computed_once(
+    client: TestClient, auth: dict
+) -> None:
+    import datetime as dt
+
+    from playnext.surfaces.precomputed import precompute
+
+    state = client.app.state
+    first = client.get("/v1/users/u5/discover-weekly", headers=auth).json()
+    assert first["source"] == "computed" and first["fallback"] is False
+    again = client.get("/v1/users/u5/discover-weekly?n=10", headers=auth).json()
+    assert again["source"] == "precomputed"  # the miss was written back
+    assert [i["item_id"] for i in again["items"]] == [i["item_id"] for i in first["items"]][:10]
+    precompute(state.model.version, state.store, ["daily-mix", "home"], dt.datetime.now(dt.UTC).date(), users=[6])
+    mixes = client.get("/v1/users/u6/daily-mixes", headers=auth).json()
+    assert mixes["source"] == "precomputed" and mixes["mixes"][0]["source"] == "precomputed"
+    assert client.get("/v1/users/u6/home", headers=auth).json()["source"] == "precomputed"
+    assert client.get("/v1/users/u7/home", headers=auth).json()["source"] == "computed"
+    assert client.get("/v1/users/newcomer/home", headers=auth).json()["source"] == "live"
+    assert state.store.get_list("home", "newcomer") is None  # arbitrary ids never fill the store
+
+
+def test_over_budget_answers_the_fallback_now_and_stores_the_real_list_for_next_time(served: Settings,
+                                                                                      auth: dict) -> None:  # fmt: skip
+    import time
+
+    slow = served.model_copy(update={"online": served.online.model_copy(update={"budget_ms": 0.001})})
+    with TestClient(create_app(slow)) as c:
+        got = c.get("/v1/users/u8/discover-weekly", headers=auth).json()
+        assert got["source"] == "fallback" and got["fallback"] is True and len(got["items"]) == 30
+        for _ in range(100):
+            if c.app.state.store.get_list("discover-weekly", "u8") is not None:
+                break
+            time.sleep(0.05)
+        later = c.get("/v1/users/u8/discover-weekly", headers=auth).json()
+        assert later["source"] == "precomputed" and later["fallback"] is False
+
+
+def test_a_failing_online_store_degrades_every_surface_never_500(client: TestClient, auth: dict) -> None:
+    from playnext.online.store import StoreUnavailable
+
+    class Down:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            def fail(*args: object, **kwargs: object) -> None:
+                raise StoreUnavailable("online store is down")
+
+            return fail
+
+    real, client.app.state.store = client.app.state.store, Down()
+    for path in ["/v1/users/u2/discover-weekly", "/v1/users/u2/daily-mixes", "/v1/users/u2/home",
+                 "/v1/users/u2/next?track=t3"]:  # fmt: skip
+        got = client.get(path, headers=auth)
+        assert got.status_code == 200, (path, got.text)
+    ingest = KeyStore(client.app.state.settings.keys_file).create(["ingest"])[1]
+    play = {"type": "play", "event_id": "down-1", "user_id": "u2", "ts": "2026-11-25T10:00:00Z", "item_id": "t3",
+            "item_type": "track", "ms_played": 1000}  # fmt: skip
+    got = client.post("/v1/events", json=[play], headers={"Authorization": f"Bearer {ingest}"})
+    assert got.status_code == 200 and got.json()["accepted"] == 1  # durable in the log all the same
+    client.app.state.store = real
+
+
+def test_ingested_plays_become_the_live_session_next_track_reads(client: TestClient, auth: dict) -> None:
+    import datetime as dt
+
+    ingest = {"Authorization": f"Bearer {KeyStore(client.app.state.settings.keys_file).create(['ingest'])[1]}"}
+    now = dt.datetime.now(dt.UTC)
+    events = [{"type": "play", "event_id": f"live-{i}", "user_id": "u9", "item_id": f"t{i}", "item_type": "track",
+               "ts": (now - dt.timedelta(minutes=25 - i)).isoformat(), "ms_played": 180_000} for i in (20, 21)]
+    events.append({"type": "skip", "event_id": "live-skip", "user_id": "u9", "item_id": "t22", "item_type": "track",
+                   "ts": (now - dt.timedelta(minutes=1)).isoformat()})  # fmt: skip
+    assert client.post("/v1/events", json=events, headers=ingest).json()["accepted"] == 3
+    assert client.post("/v1/events", json=events, headers=ingest).json()["duplicates"] == 3
+    plays = client.app.state.store.recent_plays("u9", 10)
+    assert [p.item_id for p in plays] == ["t20", "t21", "t22"]  # a retried batch adds nothing
+    body = client.get("/v1/users/u9/next?track=t23", headers=auth).json()
+    assert body["session"] == 2  # the two plays; the skip is excluded from what the model reads…
+    assert not {"t20", "t21", "t22", "t23"} & {i["item_id"] for i in body["items"]}  # …and from what it proposes
+    explicit = client.get("/v1/users/u9/next?track=t23&recent=t24", headers=auth).json()
+    assert explicit["session"] == 1

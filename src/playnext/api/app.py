@@ -25,12 +25,13 @@ from playnext.events.schema import Event
 from playnext.events.validation import Clock, IngestReport
 from playnext.models.registry import Registry
 from playnext.models.served import ServedModel
+from playnext.online.store import open_store
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI:
-    """Build the app; it opens (and later closes) the event log unless one is handed in."""
+    """Build the app; it opens (and later closes) the event log and the online store, unless a log is handed in."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +52,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
                     await compactor
             if owned:
                 app.state.event_log.close()
+            app.state.store.close()
 
     app = FastAPI(
         title="playnext",
@@ -63,6 +65,8 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.clock = Clock(max_skew=dt.timedelta(seconds=settings.max_clock_skew_s))
     app.state.event_log = event_log
     app.state.model = ServedModel(Registry(settings))
+    app.state.store = open_store(settings)
+    app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     errors.install(app)
     app.router.routes.extend(events.routes)
     app.include_router(health.router)

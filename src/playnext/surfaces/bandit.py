@@ -53,6 +53,14 @@ def segment_of(history_len: int, heavy_from: float) -> str:
     return "heavy" if history_len > heavy_from else "light"
 
 
+def heavy_from(version: ModelVersion) -> float:
+    """Listeners with more liked items than this (the 80th percentile) are the heavy segment; once per version."""
+    if "heavy_from" not in version.derived:
+        counts = np.diff(version.data.matrix.indptr)
+        version.derived["heavy_from"] = float(np.quantile(counts, 0.8)) if len(counts) else 0.0
+    return float(version.derived["heavy_from"])
+
+
 def shelf_stats_from_lake(settings: Settings, version: ModelVersion) -> ShelfStats:
     """Streams and shows of every Home shelf, per segment of the listener, from the ``outcomes`` table (empty,
     so every shelf is equally likely, until a pipeline run has turned Home impressions into outcomes)."""
@@ -70,8 +78,8 @@ def shelf_stats_from_lake(settings: Settings, version: ModelVersion) -> ShelfSta
     if not rows:
         return stats
     counts = np.diff(version.data.matrix.indptr)
-    heavy_from = float(np.quantile(counts, 0.8)) if len(counts) else 0.0
+    heavy = heavy_from(version)
     users = version.data.user_index([r[0] for r in rows])
     for (_, shelf, shown, streams), row in zip(rows, users.tolist(), strict=True):
-        stats.add(segment_of(int(counts[row]) if row >= 0 else 0, heavy_from), shelf, int(streams), int(shown))
+        stats.add(segment_of(int(counts[row]) if row >= 0 else 0, heavy), shelf, int(streams), int(shown))
     return stats

@@ -11,13 +11,13 @@ pairwise cosine of the members' genre profiles, as 0-100.
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 
+import msgspec
 import numpy as np
 import scipy.sparse as sp
 
 from playnext.models.registry import ModelVersion
-from playnext.surfaces.common import Pick, SurfaceList, fallback_scores, picks
+from playnext.surfaces.common import Pick, SurfaceList, picks, popular_order
 
 POOL = 200
 MAX_MEMBERS = 10
@@ -40,7 +40,7 @@ def _percentiles(version: ModelVersion, user_ids: list[str]) -> np.ndarray:
             items = items[items >= 0]
             out[member, items] = 1.0 - np.arange(len(items)) / max(len(items), 1)
     for member in np.flatnonzero(rows < 0).tolist():
-        items = np.argsort(-fallback_scores(version, None), kind="stable")[:POOL]
+        items = popular_order(version, None)[:POOL]
         out[member, items] = 1.0 - np.arange(len(items)) / len(items)
     out[:, data.meta.item_type != "track"] = 0.0
     return out
@@ -89,7 +89,8 @@ def blend(version: ModelVersion, user_ids: list[str], *, n: int = 50) -> Surface
     ]
     reasons = [f"for {', '.join(s)}" for s in serves]
     scores = np.array([fit[:, i].mean() for i in chosen], dtype=np.float32)
-    out = [replace(p, serves=s) for p, s in zip(picks(version, items, scores, reasons), serves, strict=True)]
+    shown = picks(version, items, scores, reasons)
+    out = [msgspec.structs.replace(p, serves=s) for p, s in zip(shown, serves, strict=True)]
     shares = {m: sum(1 for c in chooser if c == k) for k, m in enumerate(members)}
     return SurfaceList(
         "blend",

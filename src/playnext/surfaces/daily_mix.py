@@ -15,9 +15,13 @@ from playnext.surfaces.common import SurfaceList, picks
 
 MAX_MIXES = 6
 POOL = 500
+MAX_SIZE = 30  # tracks per mix that batch precomputes; a request may ask for fewer
 
 
-def daily_mixes(version: ModelVersion, user_id: str, *, size: int = 20, min_tracks: int = 3) -> list[SurfaceList]:
+def daily_mixes(
+    version: ModelVersion, user_id: str, *, size: int = 20, min_tracks: int = 3, candidates: np.ndarray | None = None
+) -> list[SurfaceList]:
+    """``candidates``: the recommender's ranked items for the listener, when a batch has them already."""
     data = version.data
     row = int(data.user_index([user_id])[0])
     if row < 0:
@@ -28,8 +32,9 @@ def daily_mixes(version: ModelVersion, user_id: str, *, size: int = 20, min_trac
     items, affinity = items[tracks], affinity[tracks]
     genres = data.meta.genre[items].astype(str)
     totals = {g: float(affinity[genres == g].sum()) for g in np.unique(genres)}
-    clusters = [g for g in sorted(totals, key=lambda g: -totals[g]) if (genres == g).sum() >= min_tracks]
-    got = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True).items[0]
+    clusters = [str(g) for g in sorted(totals, key=lambda g: -totals[g]) if (genres == g).sum() >= min_tracks]
+    got = candidates if candidates is not None else version.recommender.recommend(np.array([row]), POOL).items[0]
+    got = got[:POOL]
     played = data.played[row].indices if data.played is not None else items
     fresh = got[(got >= 0) & ~np.isin(got, played)]
     fresh = fresh[data.meta.item_type[fresh] == "track"]

@@ -13,9 +13,10 @@ import datetime as dt
 import numpy as np
 
 from playnext.models.registry import ModelVersion
-from playnext.surfaces.common import SurfaceList, because, cap_per_creator, fallback_scores, picks, seed_of
+from playnext.surfaces.common import SurfaceList, because, cap_per_creator, picks, popular_order, seed_of
 
 POOL = 300
+LENGTH = 30
 
 
 def iso_week(day: dt.date) -> str:
@@ -24,19 +25,21 @@ def iso_week(day: dt.date) -> str:
 
 
 def discover_weekly(
-    version: ModelVersion, user_id: str, day: dt.date, *, n: int = 30, per_artist: int = 2, country: str | None = None
-) -> SurfaceList:
+    version: ModelVersion, user_id: str, day: dt.date, *, n: int = LENGTH, per_artist: int = 2,
+    country: str | None = None, candidates: np.ndarray | None = None,
+) -> SurfaceList:  # fmt: skip
+    """``candidates``: the recommender's ranked items for the listener, when a batch has them already."""
     data = version.data
     row = int(data.user_index([user_id])[0])
     tracks = data.meta.item_type == "track"
     if row >= 0:
-        got = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True)
-        candidates = got.items[0][got.items[0] >= 0]
+        if candidates is None:
+            candidates = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True).items[0]
+        candidates = candidates[candidates >= 0][:POOL]
         played = data.played[row].indices if data.played is not None else data.matrix[row].indices
         fallback = False
     else:
-        scores = fallback_scores(version, country)
-        candidates = np.argsort(-scores, kind="stable")[:POOL]
+        candidates = popular_order(version, country)[:POOL]
         played = np.zeros(0, np.int64)
         fallback = True
     candidates = candidates[tracks[candidates] & ~np.isin(candidates, played)]

@@ -9,29 +9,35 @@ earlier shelf already shows. Empty shelves are left out; a new listener gets the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import msgspec
 import numpy as np
 
 from playnext.models.registry import ModelVersion
-from playnext.surfaces.bandit import ShelfStats, order_shelves, segment_of
-from playnext.surfaces.common import Pick, fallback_scores, picks
+from playnext.surfaces.bandit import ShelfStats, heavy_from, order_shelves, segment_of
+from playnext.surfaces.common import Pick, SurfaceList, picks, popular_order
 from playnext.surfaces.daily_mix import daily_mixes
 
 NEW_DAYS = 60
 POOL = 300
 
 
-@dataclass
-class Shelf:
+class Shelf(msgspec.Struct, array_like=True):
     id: str
     title: str
     items: list[Pick]
     propensity: float = 1.0
 
 
-@dataclass
-class HomePage:
+def shelf_as_list(shelf: Shelf, model_version: str) -> SurfaceList:
+    """A shelf in the form the online store keeps lists in (see ``list_as_shelf``)."""
+    return SurfaceList(f"home/{shelf.id}", shelf.items, False, model_version, {"title": shelf.title})
+
+
+def list_as_shelf(stored: SurfaceList) -> Shelf:
+    return Shelf(stored.surface.removeprefix("home/"), str(stored.meta["title"]), stored.items)
+
+
+class HomePage(msgspec.Struct):
     shelves: list[Shelf]
     segment: str
     fallback: bool
@@ -42,17 +48,26 @@ def _candidates(version: ModelVersion, row: int, country: str | None) -> np.ndar
     if row >= 0:
         got = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True).items[0]
         return got[got >= 0]
-    return np.argsort(-fallback_scores(version, country), kind="stable")[:POOL]
+    return popular_order(version, country)[:POOL]
 
 
-def _shelves(version: ModelVersion, user_id: str, row: int, country: str | None, size: int) -> dict[str, Shelf]:
+def shelves(
+    version: ModelVersion, user_id: str, *, size: int = 10, country: str | None = None,
+    candidates: np.ndarray | None = None,
+) -> dict[str, Shelf]:  # fmt: skip
+    """Every shelf the listener could see, in no order, each with up to ``3 × size`` cards so that the page can
+    still fill a shelf after dropping what a shelf above it shows. The part worth precomputing."""
     data = version.data
+    row = int(data.user_index([user_id])[0])
     kind, creator, genre = data.meta.item_type, data.meta.creator, data.meta.genre.astype(str)
-    cands = _candidates(version, row, country)
+    if candidates is not None and row >= 0:
+        cands = candidates[candidates >= 0][:POOL]
+    else:
+        cands = _candidates(version, row, country)
     history = data.sequence(row) if row >= 0 else np.zeros(0, np.int64)
     out: dict[str, Shelf] = {}
     if row >= 0:
-        mixes = daily_mixes(version, user_id, size=1)
+        mixes = daily_mixes(version, user_id, size=1, candidates=candidates)
         out["made-for-you"] = Shelf("made-for-you", "Made for you", [
             Pick(item_id=f"daily-mix-{m.meta['mix']}", item_type="mix", score=1.0, reason=str(m.meta["name"]))
             for m in mixes
@@ -75,7 +90,7 @@ def _shelves(version: ModelVersion, user_id: str, row: int, country: str | None,
         )
     spoken = cands[np.isin(kind[cands], ("episode", "audiobook"))]
     if not len(spoken):
-        pop = np.argsort(-fallback_scores(version, country), kind="stable")
+        pop = popular_order(version, country)
         spoken = pop[np.isin(kind[pop], ("episode", "audiobook"))][: size * 3]
     out["podcasts-and-books"] = Shelf(
         "podcasts-and-books",
@@ -103,7 +118,7 @@ def _shelves(version: ModelVersion, user_id: str, row: int, country: str | None,
         Pick(item_id=c, item_type="artist", score=0.0, reason="plays like what you listen to" if row >= 0
              else "popular with listeners like you") for c in artists[: size * 3]
     ])  # fmt: skip
-    popular = np.argsort(-fallback_scores(version, country), kind="stable")
+    popular = popular_order(version, country)
     popular = popular[kind[popular] == "track"][: size * 3]
     title = f"Popular in {country}" if country else "Popular right now"
     out["popular"] = Shelf(
@@ -116,18 +131,20 @@ def _shelves(version: ModelVersion, user_id: str, row: int, country: str | None,
 
 def home(
     version: ModelVersion, user_id: str, stats: ShelfStats, rng: np.random.Generator, *, size: int = 10,
-    country: str | None = None,
+    country: str | None = None, available: dict[str, Shelf] | None = None,
 ) -> HomePage:  # fmt: skip
+    """The page: ``available`` shelves (precomputed, else computed now) in the bandit's order, no card twice."""
     data = version.data
     row = int(data.user_index([user_id])[0])
-    counts = np.diff(data.matrix.indptr)
-    segment = segment_of(int(counts[row]) if row >= 0 else 0, float(np.quantile(counts, 0.8)) if len(counts) else 0)
-    shelves = _shelves(version, user_id, row, country, size)
-    order, propensity = order_shelves(stats, segment, list(shelves), rng)
+    segment = segment_of(int(data.matrix.indptr[row + 1] - data.matrix.indptr[row]) if row >= 0 else 0,
+                         heavy_from(version))  # fmt: skip
+    if available is None:
+        available = shelves(version, user_id, size=size, country=country)
+    order, propensity = order_shelves(stats, segment, list(available), rng)
     used: set[tuple[str, str]] = set()
     page = []
     for shelf_id, p in zip(order, propensity.tolist(), strict=True):
-        shelf = shelves[shelf_id]
+        shelf = available[shelf_id]
         fresh = [c for c in shelf.items if (c.item_type, c.item_id) not in used][:size]
         used.update((c.item_type, c.item_id) for c in fresh)
         if fresh:

@@ -20,8 +20,11 @@ RECENT_HISTORY = 20  # the listener's last plays, also never repeated
 
 
 def next_tracks(
-    version: ModelVersion, user_id: str, current: str, recent: list[str], *, n: int = 20, country: str | None = None
-) -> SurfaceList:
+    version: ModelVersion, user_id: str, current: str, recent: list[str], *, n: int = 20, country: str | None = None,
+    never: list[str] | None = None,
+) -> SurfaceList:  # fmt: skip
+    """``recent``: the session's plays, oldest first (the model reads them); ``never``: further items not to
+    propose (the live session's skips and earlier plays)."""
     data = version.data
     row = int(data.user_index([user_id])[0])
     cur = int(data.item_index([current])[0])
@@ -42,8 +45,9 @@ def next_tracks(
     total = total.astype(np.float32).copy()
     same_kind = data.meta.item_type == (data.meta.item_type[cur] if cur >= 0 else "track")
     total[~same_kind] = -np.inf
-    never = np.concatenate([history[-RECENT_HISTORY:], np.array(session, np.int64)]).astype(np.int64)
-    total[never] = -np.inf
+    others = data.item_index(never or [])
+    banned = np.concatenate([history[-RECENT_HISTORY:], np.array(session, np.int64), others[others >= 0]])
+    total[banned.astype(np.int64)] = -np.inf
     if cur >= 0:
         total[cur] = -np.inf
     order = np.argsort(-total, kind="stable")[:n]

@@ -9,6 +9,7 @@ it), so FastAPI gave it nothing but the spec, which ``OPENAPI`` below keeps in `
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgspec
 from starlette.requests import Request
@@ -19,6 +20,10 @@ from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
 from playnext.events.log import EventLog, LogUnavailable
 from playnext.events.validation import BadBody, IngestReport, decode_whole, split_body, validate
+from playnext.online.session import plays_of
+from playnext.online.store import Play, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 _require_ingest = require_scope("ingest")
 
@@ -74,10 +79,22 @@ async def ingest_events(request: Request) -> Response:
         except LogUnavailable as exc:
             raise ApiError(503, "log_unavailable", f"events were not stored: {exc}") from None
         report.add(events, stored, rejections)
+        await _update_sessions(request, plays_of(events, stored))
     else:
         report.add([], [], rejections)
     status = 422 if not events else 200
     return Response(msgspec.json.encode(report), status_code=status, media_type="application/json")
+
+
+async def _update_sessions(request: Request, plays: list[Play]) -> None:
+    """Feed the live sessions next track reads. The events are durable already, so a failing online store costs
+    the session its newest plays (next track then leans on history), never the acknowledgement."""
+    if not plays:
+        return
+    try:
+        await asyncio.to_thread(request.app.state.store.add_plays, plays)
+    except StoreUnavailable as exc:
+        log.warning("live sessions not updated: %s", exc)
 
 
 routes = [Route("/v1/events", ingest_events, methods=["POST"])]

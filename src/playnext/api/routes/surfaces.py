@@ -1,35 +1,47 @@
-"""Surface routes: parse and validate, ask the served model version, log what was shown, answer.
+"""Surface routes: parse and validate, find or compute the lists, log what was shown, answer.
 
 Every answer carries a request id, the experiment variant (none until experiments exist), the model version, a
-``fallback`` flag and a reason per item; every shown list is written to the event log as impressions before the
-answer goes out, like any acknowledged event. An unknown listener is a 200 with cold-start content.
+``fallback`` flag, where the list came from (``source``: precomputed, computed, fallback or live) and a reason per
+item; every shown list is written to the event log as impressions before the answer goes out, like any
+acknowledged event. An unknown listener is a 200 with cold-start content, computed on the spot and never stored
+(arbitrary ids must not fill the online store). Answers are encoded by msgspec: FastAPI's own encoder cost more
+than the whole lookup of a precomputed list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 import uuid
 from typing import Any
 
 import msgspec
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
+from playnext.api.lists import lists_for
 from playnext.events.log import LogUnavailable
 from playnext.events.schema import Country, Id
 from playnext.models.registry import ModelVersion
+from playnext.online.session import current_session
+from playnext.online.store import StoreUnavailable
 from playnext.surfaces.bandit import shelf_stats_from_lake
 from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
-from playnext.surfaces.common import SurfaceList
-from playnext.surfaces.daily_mix import daily_mixes
-from playnext.surfaces.discover_weekly import discover_weekly
+from playnext.surfaces.common import SurfaceList, popular_order
+from playnext.surfaces.daily_mix import MAX_SIZE
+from playnext.surfaces.discover_weekly import LENGTH, discover_weekly
 from playnext.surfaces.exposure import home_impressions, impressions
-from playnext.surfaces.home import home
+from playnext.surfaces.home import home, list_as_shelf, shelf_as_list, shelves
 from playnext.surfaces.next_track import next_tracks
+from playnext.surfaces.precomputed import HOME_SIZE
 from playnext.surfaces.search import search
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(require_scope("read"))])
 
@@ -60,6 +72,10 @@ def _version(request: Request) -> ModelVersion:
     return version
 
 
+def _known(version: ModelVersion, user: str) -> bool:
+    return bool(version.data.user_index([user])[0] >= 0)
+
+
 async def _log(request: Request, events: list) -> None:  # type: ignore[type-arg]
     """Impressions are acknowledged like any event: on disk before the answer goes out."""
     try:
@@ -68,95 +84,159 @@ async def _log(request: Request, events: list) -> None:  # type: ignore[type-arg
         raise ApiError(503, "log_unavailable", f"the exposure log cannot be written: {exc}") from None
 
 
-async def _answer(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+def _json(body: dict[str, Any]) -> Response:
+    return Response(msgspec.json.encode(body), media_type="application/json")
+
+
+def _items(shown: SurfaceList) -> list[dict[str, Any]]:
+    return [{"position": pos, "item_id": p.item_id, "item_type": p.item_type, "score": round(p.score, 6),
+             "reason": p.reason, **({"serves": list(p.serves)} if p.serves else {})}
+            for pos, p in enumerate(shown.items)]  # fmt: skip
+
+
+async def _shown(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any],
+                 source: str) -> dict[str, Any]:  # fmt: skip
     request_id = uuid.uuid4().hex
-    now = dt.datetime.now(dt.UTC)
-    await _log(request, impressions(shown, viewers, request_id, now))
+    await _log(request, impressions(shown, viewers, request_id, dt.datetime.now(dt.UTC)))
     return {
         "request_id": request_id, "surface": shown.surface, "variant": None, "model_version": shown.model_version,
-        "fallback": shown.fallback, **extra, **shown.meta,
-        "items": [{"position": pos, "item_id": p.item_id, "item_type": p.item_type, "score": round(p.score, 6),
-                   "reason": p.reason, **({"serves": list(p.serves)} if p.serves else {})}
-                  for pos, p in enumerate(shown.items)],
+        "fallback": shown.fallback or source == "fallback", "source": source, **extra, **shown.meta,
+        "items": _items(shown),
     }  # fmt: skip
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
 
 
 @router.get("/v1/users/{user_id}/discover-weekly", summary="30 tracks never played, new each ISO week")
 async def get_discover_weekly(
-    request: Request, user_id: str, n: int = Query(30, ge=1, le=100), country: str | None = None
-) -> dict[str, Any]:
-    user = _id(user_id, "user id")
-    shown = discover_weekly(_version(request), user, dt.datetime.now(dt.UTC).date(), n=n, country=_country(country))
-    return await _answer(request, shown, [user], {"user_id": user})
+    request: Request, user_id: str, n: int = Query(LENGTH, ge=1, le=LENGTH), country: str | None = None
+) -> Response:
+    user, where = _id(user_id, "user id"), _country(country)
+    version, day = _version(request), _today()
+
+    def fallback() -> list[SurfaceList]:
+        shown = discover_weekly(version, user, day, country=where, candidates=popular_order(version, where))
+        shown.fallback = True
+        return [shown]
+
+    if _known(version, user):
+        lists, source = await lists_for(request, version, "discover-weekly", user, day, fallback)
+    else:
+        lists, source = fallback(), "live"
+    shown = lists[0]
+    shown.items = shown.items[:n]
+    return _json(await _shown(request, shown, [user], {"user_id": user}, source))
+
+
+@router.get("/v1/users/{user_id}/daily-mixes", summary="Up to 6 mixes of the listener's tastes")
+async def get_daily_mixes(
+    request: Request, user_id: str, size: int = Query(20, ge=1, le=MAX_SIZE), country: str | None = None
+) -> Response:
+    user, where = _id(user_id, "user id"), _country(country)
+    version, day = _version(request), _today()
+
+    def popular_mix() -> list[SurfaceList]:  # no taste to split (yet): one mix of what is popular
+        shown = discover_weekly(version, user, day, n=MAX_SIZE, country=where,
+                                candidates=popular_order(version, where))  # fmt: skip
+        shown.surface, shown.meta, shown.fallback = "daily-mix", {"name": "Popular Mix", "mix": 1, "genre": ""}, True
+        return [shown]
+
+    if _known(version, user):
+        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular_mix)
+    else:
+        mixes, source = [], "live"
+    mixes = mixes or popular_mix()
+    answers = []
+    for mix in mixes:
+        mix.items = mix.items[:size]
+        answers.append(await _shown(request, mix, [user], {"user_id": user}, source))
+    return _json({"user_id": user, "model_version": version.id, "fallback": answers[0]["fallback"],
+                  "source": source, "mixes": answers})  # fmt: skip
+
+
+@router.get("/v1/users/{user_id}/home", summary="Shelves of cards, ordered by a contextual bandit")
+async def get_home(
+    request: Request, user_id: str, size: int = Query(HOME_SIZE, ge=1, le=HOME_SIZE), country: str | None = None
+) -> Response:
+    user, where = _id(user_id, "user id"), _country(country)
+    version, day = _version(request), _today()
+    state = request.app.state
+    if getattr(state, "shelf_stats_for", None) != version.id:  # learned again for each model version
+        state.shelf_stats = await asyncio.to_thread(shelf_stats_from_lake, state.settings, version)
+        state.shelf_stats_for = version.id
+
+    def popular_shelves() -> list[SurfaceList]:
+        found = shelves(version, user, size=HOME_SIZE, country=where, candidates=popular_order(version, where))
+        return [shelf_as_list(shelf, version.id) for shelf in found.values()]
+
+    if _known(version, user):
+        stored, source = await lists_for(request, version, "home", user, day, popular_shelves)
+    else:
+        stored, source = popular_shelves(), "live"
+    available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
+    page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, available=available)
+    request_id = uuid.uuid4().hex
+    await _log(request, home_impressions(page, user, request_id, dt.datetime.now(dt.UTC)))
+    return _json({
+        "request_id": request_id, "surface": "home", "user_id": user, "variant": None,
+        "model_version": page.model_version, "fallback": page.fallback or source == "fallback", "source": source,
+        "segment": page.segment,
+        "shelves": [{"shelf": s.id, "title": s.title, "position": n, "propensity": round(s.propensity, 4),
+                     "items": [{"item_id": c.item_id, "item_type": c.item_type, "reason": c.reason}
+                               for c in s.items]} for n, s in enumerate(page.shelves)],
+    })  # fmt: skip
 
 
 @router.get("/v1/users/{user_id}/next", summary="What to play after the current track")
 async def get_next(
     request: Request, user_id: str, track: str = Query(..., description="The track playing now"),
-    recent: str = Query("", description="Comma-separated tracks of this session, oldest first"),
+    recent: str | None = Query(None, description="Comma-separated tracks of this session, oldest first; "
+                                                 "default: the live session ingest keeps"),
     n: int = Query(20, ge=1, le=100), country: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    user, current = _id(user_id, "user id"), _id(track, "track")
-    session = [_id(t, "recent track") for t in recent.split(",") if t][:200]
-    shown = next_tracks(_version(request), user, current, session, n=n, country=_country(country))
-    return await _answer(request, shown, [user], {"user_id": user})
-
-
-@router.get("/v1/users/{user_id}/home", summary="Shelves of cards, ordered by a contextual bandit")
-async def get_home(
-    request: Request, user_id: str, size: int = Query(10, ge=1, le=50), country: str | None = None
-) -> dict[str, Any]:
-    user = _id(user_id, "user id")
+) -> Response:  # fmt: skip
+    user, current, where = _id(user_id, "user id"), _id(track, "track"), _country(country)
     version = _version(request)
-    state = request.app.state
-    if getattr(state, "shelf_stats_for", None) != version.id:  # learned again for each model version
-        state.shelf_stats = await asyncio.to_thread(shelf_stats_from_lake, state.settings, version)
-        state.shelf_stats_for = version.id
-    page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, country=_country(country))
-    request_id = uuid.uuid4().hex
-    now = dt.datetime.now(dt.UTC)
-    events = home_impressions(page, user, request_id, now)
-    await _log(request, events)
-    return {
-        "request_id": request_id, "surface": "home", "user_id": user, "variant": None,
-        "model_version": page.model_version, "fallback": page.fallback, "segment": page.segment,
-        "shelves": [{"shelf": s.id, "title": s.title, "position": n, "propensity": round(s.propensity, 4),
-                     "items": [{"item_id": c.item_id, "item_type": c.item_type, "reason": c.reason}
-                               for c in s.items]} for n, s in enumerate(page.shelves)],
-    }  # fmt: skip
+    never: list[str] = []
+    if recent is not None:
+        session = [_id(t, "recent track") for t in recent.split(",") if t][:200]
+    else:
+        session, never = await _live_session(request, user)
+    shown = next_tracks(version, user, current, session, n=n, country=where, never=never)
+    return _json(await _shown(request, shown, [user], {"user_id": user, "session": len(session)}, "live"))
 
 
-@router.get("/v1/users/{user_id}/daily-mixes", summary="Up to 6 mixes of the listener's tastes")
-async def get_daily_mixes(
-    request: Request, user_id: str, size: int = Query(20, ge=1, le=100), country: str | None = None
-) -> dict[str, Any]:
-    user = _id(user_id, "user id")
-    version = _version(request)
-    mixes = daily_mixes(version, user, size=size)
-    if not mixes:  # no taste to split yet: one mix of what is popular in the listener's country
-        mixes = [discover_weekly(version, user, dt.datetime.now(dt.UTC).date(), n=size, country=_country(country))]
-        mixes[0].surface, mixes[0].meta = "daily-mix", {"name": "Popular Mix", "mix": 1, "genre": ""}
-    answers = [await _answer(request, mix, [user], {"user_id": user}) for mix in mixes]
-    return {"user_id": user, "model_version": version.id, "fallback": mixes[0].fallback, "mixes": answers}
+async def _live_session(request: Request, user: str) -> tuple[list[str], list[str]]:
+    """(the session's plays, oldest first; every recent play and skip) from the online store, or nothing when the
+    store is down: next track then works from the listener's history alone."""
+    settings = request.app.state.settings
+    try:
+        plays = request.app.state.store.recent_plays(user, settings.online.recent_plays)
+    except StoreUnavailable as exc:
+        log.warning("online store unavailable, next track without the live session: %s", exc)
+        return [], []
+    session = current_session(plays, settings.online.session_gap_s, time.time())
+    return [p.item_id for p in session if not p.skipped], [p.item_id for p in plays]
 
 
 @router.get("/v1/search", summary="Typo-tolerant catalog search, re-ranked by the listener's taste")
 async def get_search(
     request: Request, q: str = Query(..., min_length=1, max_length=200), user: str | None = None,
     n: int = Query(20, ge=1, le=100),
-) -> dict[str, Any]:  # fmt: skip
+) -> Response:  # fmt: skip
     if not q.strip() or not q.isprintable():
         raise ApiError(422, "invalid", "q must be printable text")
     listener = _id(user, "user id") if user else None
     shown = search(_version(request), q.strip(), listener, n=n)
-    return await _answer(request, shown, [listener] if listener else [], {"user_id": listener})
+    return _json(await _shown(request, shown, [listener] if listener else [], {"user_id": listener}, "live"))
 
 
 @router.get("/v1/blend", summary="One playlist for 2-10 listeners, with their taste match")
 async def get_blend(
     request: Request, users: str = Query(..., description="Comma-separated listener ids"),
     n: int = Query(50, ge=1, le=200),
-) -> dict[str, Any]:  # fmt: skip
+) -> Response:  # fmt: skip
     members = [_id(u, "user id") for u in users.split(",") if u]
     if len(members) > MAX_MEMBERS:
         raise ApiError(422, "invalid", f"a Blend has at most {MAX_MEMBERS} listeners, got {len(members)}")
@@ -164,4 +244,5 @@ async def get_blend(
         shown = blend(_version(request), members, n=n)
     except BlendError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
-    return await _answer(request, shown, list(dict.fromkeys(members)), {"users": list(dict.fromkeys(members))})
+    viewers = list(dict.fromkeys(members))
+    return _json(await _shown(request, shown, viewers, {"users": viewers}, "live"))

@@ -1,0 +1,71 @@
+"""Lists for a request: precomputed when the online store has them, else computed within the latency budget,
+else a fallback.
+
+A miss (a listener the batch has not reached, a new model version, a new week) is computed off the event loop and
+written back, so the next request finds it. If that takes longer than ``online.budget_ms`` the request is answered
+from the fallback now and the computation goes on in the background; concurrent misses for the same listener share
+one computation. A failing online store is a miss too, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from starlette.requests import Request
+
+from playnext.models.registry import ModelVersion
+from playnext.online.store import OnlineStore, StoreUnavailable
+from playnext.surfaces import precomputed
+from playnext.surfaces.common import SurfaceList
+
+log = logging.getLogger(__name__)
+
+Source = Literal["precomputed", "computed", "fallback"]
+
+
+def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str,
+                       day: dt.date) -> list[SurfaceList]:  # fmt: skip
+    lists = precomputed.compute(version, surface, user_id, day)
+    try:
+        store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists))])
+    except StoreUnavailable as exc:
+        log.warning("could not store %s for %s: %s", surface, user_id, exc)
+    return lists
+
+
+def _finished(pending: dict, key: tuple[str, str, str], task: asyncio.Future) -> None:  # type: ignore[type-arg]
+    pending.pop(key, None)
+    if not task.cancelled() and task.exception() is not None:  # the request that waited has answered already
+        log.error("computing %s for %s failed", key[1], key[2], exc_info=task.exception())
+
+
+async def lists_for(
+    request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
+    fallback: Callable[[], list[SurfaceList]],
+) -> tuple[list[SurfaceList], Source]:  # fmt: skip
+    state = request.app.state
+    store: OnlineStore = state.store
+    try:
+        return precomputed.lookup(store, version, surface, user_id, day), "precomputed"
+    except LookupError:
+        pass
+    except StoreUnavailable as exc:
+        log.warning("online store unavailable, computing %s for %s: %s", surface, user_id, exc)
+    pending: dict[tuple[str, str, str], asyncio.Future[list[SurfaceList]]] = state.pending_lists
+    key = (version.id, surface, user_id)
+    task = pending.get(key)
+    if task is None:
+        task = asyncio.ensure_future(asyncio.to_thread(_compute_and_store, store, version, surface, user_id, day))
+        pending[key] = task
+        task.add_done_callback(lambda done: _finished(pending, key, done))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), state.settings.online.budget_ms / 1000), "computed"
+    except TimeoutError:
+        pass
+    except Exception:  # a failing dependency degrades the answer, it does not fail it (logged in ``_finished``)
+        pass
+    return await asyncio.to_thread(fallback), "fallback"

@@ -1,0 +1,70 @@
+"""The online store's one small interface, and the choice of implementation from settings.
+
+Serving needs two kinds of per-listener state at request time, both keyed by listener:
+
+- **precomputed lists** (Discover Weekly, Daily Mix, Home shelves), written in bulk by ``playnext batch`` and read
+  one listener at a time; each value describes its own model version and validity, so readers never need the
+  writer to have finished (a half-done batch is simply a mix of fresh and stale values, and stale ones are
+  recomputed on demand);
+- **recent plays**, appended by ingest and read by the next-track surface as the live session.
+
+The embedded default is SQLite in ``data_dir/online`` (in-process, no server, shared safely by the server and a
+batch command running beside it); issue 7 adds Redis behind the same interface for many API replicas.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from playnext.config import Settings
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be read or written now; callers degrade to a fallback instead of failing the request."""
+
+
+@dataclass(frozen=True)
+class Play:
+    """One play (or skip) as the session sees it: the item and when, in seconds since the epoch. Skips are kept
+    so that next-track never proposes them again, and left out of the sequence the model reads."""
+
+    user_id: str
+    item_id: str
+    ts: float
+    skipped: bool = False
+
+
+class OnlineStore(ABC):
+    @abstractmethod
+    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]]) -> int:
+        """Store each listener's encoded list for ``surface``, replacing what was there; returns how many."""
+
+    @abstractmethod
+    def get_list(self, surface: str, user_id: str) -> bytes | None: ...
+
+    @abstractmethod
+    def add_plays(self, plays: Sequence[Play]) -> None:
+        """Append plays; each listener keeps only their newest ``keep`` plays."""
+
+    @abstractmethod
+    def recent_plays(self, user_id: str, limit: int) -> list[Play]:
+        """The listener's newest plays, oldest first."""
+
+    @abstractmethod
+    def forget(self, user_id: str) -> None:
+        """Remove everything the store holds about a listener."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers: what readiness reports."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_store(settings: Settings) -> OnlineStore:
+    from playnext.online.local import LocalStore
+
+    return LocalStore(settings.online_dir / "online.sqlite3", keep=settings.online.recent_plays)

@@ -1,0 +1,101 @@
+"""Precomputed surfaces: what ``playnext batch`` writes to the online store, and what serving reads back.
+
+Discover Weekly, Daily Mix and Home's shelves need the full candidate → ranker pass, too slow for a request at
+catalog scale; ``precompute`` runs it for blocks of listeners at once (one ranker call per block) and stores each
+listener's lists as one MessagePack value. A value names the model version and what it is valid for (Discover
+Weekly: the ISO week), so serving knows a stale value when it sees one and computes afresh instead — the same
+code on the same inputs, hence the very list a batch would have stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+
+from playnext.models.registry import ModelVersion
+from playnext.online.store import OnlineStore
+from playnext.surfaces import daily_mix, discover_weekly, home
+from playnext.surfaces.common import SurfaceList
+
+SURFACES = ("discover-weekly", "daily-mix", "home")
+BLOCK = 512  # listeners per ranker call: bounds memory (a dense score row per listener) and shows progress
+HOME_SIZE = 10  # Home is precomputed for pages of up to this many cards per shelf; larger pages compute live
+
+
+class Stored(msgspec.Struct, array_like=True):
+    model_version: str
+    valid_for: str
+    lists: list[SurfaceList]
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Stored)
+
+
+def valid_for(surface: str, day: dt.date) -> str:
+    return discover_weekly.iso_week(day) if surface == "discover-weekly" else ""
+
+
+def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[SurfaceList]) -> bytes:
+    return _encoder.encode(Stored(version.id, valid_for(surface, day), lists))
+
+
+def lookup(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date) -> list[SurfaceList]:
+    """The listener's stored lists when current (this version, this week). An empty list is a valid answer (a
+    listener with no taste cluster has no Daily Mix), so a missing or stale value raises ``LookupError``."""
+    blob = store.get_list(surface, user_id)
+    if blob is None:
+        raise LookupError(surface)
+    try:
+        stored = _decoder.decode(blob)
+    except msgspec.DecodeError:
+        raise LookupError(surface) from None  # written by an older playnext: recompute, the batch will overwrite
+    if stored.model_version != version.id or stored.valid_for != valid_for(surface, day):
+        raise LookupError(surface)
+    return stored.lists
+
+
+def compute(version: ModelVersion, surface: str, user_id: str, day: dt.date,
+            candidates: np.ndarray | None = None) -> list[SurfaceList]:  # fmt: skip
+    """One listener's lists for ``surface``, as stored: the one definition batch and on-demand paths share."""
+    data = version.data
+    row = int(data.user_index([user_id])[0])
+    country = (str(data.user_country[row]) or None) if row >= 0 else None
+    if surface == "discover-weekly":
+        return [discover_weekly.discover_weekly(version, user_id, day, country=country, candidates=candidates)]
+    if surface == "daily-mix":
+        return daily_mix.daily_mixes(version, user_id, size=daily_mix.MAX_SIZE, candidates=candidates)
+    if surface == "home":
+        found = home.shelves(version, user_id, size=HOME_SIZE, country=country, candidates=candidates)
+        return [home.shelf_as_list(shelf, version.id) for shelf in found.values()]
+    raise ValueError(f"unknown batch surface {surface!r}; known: {', '.join(SURFACES)}")
+
+
+def precompute(
+    version: ModelVersion, store: OnlineStore, surfaces: list[str], day: dt.date, *,
+    users: np.ndarray | None = None, on_progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:  # fmt: skip
+    """Compute and store ``surfaces`` for ``users`` (row numbers; default every listener the version knows).
+    Returns how many lists were written per surface."""
+    for surface in surfaces:
+        if surface not in SURFACES:
+            raise ValueError(f"unknown batch surface {surface!r}; known: {', '.join(SURFACES)}")
+    rows = np.arange(len(version.data.users)) if users is None else np.asarray(users, dtype=np.int64)
+    written = dict.fromkeys(surfaces, 0)
+    pool = max(discover_weekly.POOL, daily_mix.POOL, home.POOL)
+    for lo in range(0, len(rows), BLOCK):
+        block = rows[lo : lo + BLOCK]
+        ranked = version.recommender.recommend(block, pool, exclude_seen=True).items
+        ids = version.data.users[block].astype(str)
+        for surface in surfaces:
+            values = (
+                (user_id, encode(version, surface, day, compute(version, surface, user_id, day, candidates)))
+                for user_id, candidates in zip(ids.tolist(), ranked, strict=True)
+            )
+            written[surface] += store.put_lists(surface, values)
+        if on_progress is not None:
+            on_progress(lo + len(block))
+    return written

@@ -1,0 +1,97 @@
+"""The embedded online store: lists replaced per listener, plays trimmed, forget, errors, and two processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from playnext.online.local import LocalStore
+from playnext.online.store import Play, StoreUnavailable
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    s = LocalStore(tmp_path / "online" / "online.sqlite3", keep=3)
+    yield s
+    s.close()
+
+
+def test_lists_are_replaced_per_listener_and_surface(store: LocalStore) -> None:
+    assert store.put_lists("dw", [("a", b"1"), ("b", b"2")]) == 2
+    store.put_lists("dw", [("a", b"3")])
+    store.put_lists("mix", [("a", b"4")])
+    assert (store.get_list("dw", "a"), store.get_list("dw", "b"), store.get_list("mix", "a")) == (b"3", b"2", b"4")
+    assert store.get_list("dw", "nobody") is None
+
+
+def test_bulk_writes_stream_in_chunks(store: LocalStore) -> None:
+    assert store.put_lists("dw", ((f"u{i}", b"x" * 10) for i in range(12_345))) == 12_345
+    assert len(store.list_users("dw")) == 12_345
+
+
+def test_hostile_keys_and_values_are_data(store: LocalStore) -> None:
+    evil = "a'; DROP TABLE lists; --\x00\u202e"
+    store.put_lists("dw", [(evil, b"\x00\xff" * 1000)])
+    assert store.get_list("dw", evil) == b"\x00\xff" * 1000
+    store.add_plays([Play(evil, "t'1", 1.0)])
+    assert store.recent_plays(evil, 10)[0].item_id == "t'1"
+
+
+def test_plays_come_back_oldest_first_and_are_trimmed_to_keep(store: LocalStore) -> None:
+    store.add_plays([Play("a", f"t{i}", float(i), skipped=i == 4) for i in (5, 1, 4, 2)])  # out of order
+    store.add_plays([Play("b", "x", 9.0)])
+    store.add_plays([Play("a", "t6", 6.0)])
+    got = store.recent_plays("a", 10)
+    assert [p.item_id for p in got] == ["t4", "t5", "t6"]  # keep=3, oldest trimmed
+    assert [p.skipped for p in got] == [True, False, False]
+    assert [p.item_id for p in store.recent_plays("a", 2)] == ["t5", "t6"]
+    assert [p.item_id for p in store.recent_plays("b", 10)] == ["x"]
+
+
+def test_forget_removes_lists_and_plays_of_that_listener_only(store: LocalStore) -> None:
+    store.put_lists("dw", [("a", b"1"), ("b", b"2")])
+    store.add_plays([Play("a", "t", 1.0), Play("b", "t", 1.0)])
+    store.forget("a")
+    assert store.get_list("dw", "a") is None and store.recent_plays("a", 10) == []
+    assert store.get_list("dw", "b") == b"2" and len(store.recent_plays("b", 10)) == 1
+
+
+def test_a_failed_bulk_write_leaves_earlier_values_intact(store: LocalStore) -> None:
+    store.put_lists("dw", [("a", b"old")])
+
+    def broken():  # the batch dies half-way through a chunk
+        yield ("a", b"new")
+        raise RuntimeError("ranker crashed")
+
+    with pytest.raises(RuntimeError):
+        store.put_lists("dw", broken())
+    assert store.get_list("dw", "a") == b"old"
+
+
+def test_a_corrupt_file_is_a_clear_unavailable_error(tmp_path: Path) -> None:
+    path = tmp_path / "online.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreUnavailable, match="online.sqlite3"):
+        LocalStore(path)
+
+
+def test_another_process_writes_while_this_one_reads(store: LocalStore) -> None:
+    """``playnext batch`` and ``playnext serve`` share the file: WAL lets the reader go on during the write."""
+    store.put_lists("dw", [("a", b"before")])
+    writer = (
+        "import sys; from playnext.online.local import LocalStore; "
+        "s = LocalStore(sys.argv[1]); s.put_lists('dw', ((f'u{i}', b'v') for i in range(50000))); "
+        "s.put_lists('dw', [('a', b'after')])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer, str(store.path)])
+    reads = 0
+    while proc.poll() is None:
+        assert store.get_list("dw", "a") in (b"before", b"after")
+        reads += 1
+    assert proc.returncode == 0 and reads > 0
+    assert store.get_list("dw", "a") == b"after" and store.get_list("dw", "u49999") == b"v"
+    assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"

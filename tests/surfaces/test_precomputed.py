@@ -1,0 +1,70 @@
+"""Batch surfaces: what ``precompute`` stores is what serving would compute, and stale values are misses."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from playnext.models.registry import ModelVersion
+from playnext.online.local import LocalStore
+from playnext.surfaces import precomputed
+from playnext.surfaces.precomputed import SURFACES, compute, lookup, precompute
+
+DAY = dt.date(2026, 11, 25)  # a Wednesday of ISO week 48
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    s = LocalStore(tmp_path / "online.sqlite3")
+    yield s
+    s.close()
+
+
+def test_every_listener_gets_every_surface_and_it_equals_the_on_demand_answer(
+    version: ModelVersion, store: LocalStore
+) -> None:
+    seen: list[int] = []
+    written = precompute(version, store, list(SURFACES), DAY, on_progress=seen.append)
+    n = len(version.data.users)
+    assert written == dict.fromkeys(SURFACES, n) and seen[-1] == n
+    for user in version.data.users.astype(str).tolist()[:10]:
+        for surface in SURFACES:
+            stored = lookup(store, version, surface, user, DAY)
+            assert stored == compute(version, surface, user, DAY), (surface, user)
+    dw = lookup(store, version, "discover-weekly", "u0", DAY)[0]
+    assert len(dw.items) == 30 and dw.meta["week"] == "2026-W48"
+    assert {s.surface for s in lookup(store, version, "home", "u0", DAY)} >= {"home/made-for-you", "home/popular"}
+
+
+def test_a_value_is_stale_for_another_week_or_model_version(version: ModelVersion, store: LocalStore) -> None:
+    precompute(version, store, ["discover-weekly", "daily-mix"], DAY, users=[0])
+    user = str(version.data.users[0])
+    assert lookup(store, version, "discover-weekly", user, DAY + dt.timedelta(days=4))  # Sunday: same week
+    with pytest.raises(LookupError):
+        lookup(store, version, "discover-weekly", user, DAY + dt.timedelta(days=5))  # Monday: a new week
+    assert lookup(store, version, "daily-mix", user, DAY + dt.timedelta(days=5)) is not None  # not weekly
+    other = dataclasses.replace(version, id="another-version")
+    with pytest.raises(LookupError):
+        lookup(store, other, "daily-mix", user, DAY)
+    with pytest.raises(LookupError):
+        lookup(store, version, "daily-mix", str(version.data.users[1]), DAY)  # not precomputed
+
+
+def test_an_unreadable_value_is_a_miss_not_an_error(version: ModelVersion, store: LocalStore) -> None:
+    store.put_lists("home", [("u0", b"\xc1 garbage from an older playnext")])
+    with pytest.raises(LookupError):
+        lookup(store, version, "home", "u0", DAY)
+
+
+def test_unknown_surfaces_are_refused_before_any_work(version: ModelVersion, store: LocalStore) -> None:
+    with pytest.raises(ValueError, match="unknown batch surface 'weekly'"):
+        precompute(version, store, ["weekly"], DAY)
+    assert store.list_users("weekly") == []
+
+
+def test_values_are_compact(version: ModelVersion) -> None:
+    lists = compute(version, "discover-weekly", "u0", DAY)
+    assert len(precomputed.encode(version, "discover-weekly", DAY, lists)) < 4000
