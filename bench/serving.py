@@ -1,12 +1,15 @@
 """Requests/s and latency of every surface, beside a bare hello-world route on the same server, in one run.
 
     python bench/serving.py [--users 100000] [--tracks 100000] [--days 7] [--seconds 5] [--concurrency 1 8 32]
+                            [--data DIR]
 
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS,
-co-occurrence and the LightGBM ranker; content and SASRec are left out to keep the training short) and promoted;
-then ``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``) serves it in one process, and lean
+co-occurrence, SASRec and the LightGBM ranker; content is left out to keep the training short) and promoted, and
+``playnext batch all`` precomputes Discover Weekly, Daily Mix and Home's shelves for every listener; then
+``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``) serves it in one process, and lean
 keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with random known
-listeners. Every surface request also writes its impressions to the durable log, as in production.
+listeners. Every surface request also writes its impressions to the durable log, as in production. ``--data``
+keeps the world in DIR and reuses it on the next run (the simulation and training take long at full size).
 """
 
 from __future__ import annotations
@@ -75,16 +78,36 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--data", type=Path, help="keep (and reuse) the world here")
+    parser.add_argument("--no-batch", action="store_true", help="reuse the lists a previous run precomputed")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = env_for(Path(tmp) / "data", compact_interval_s="0",
-                      models__generators='["popularity", "popularity_country", "als", "cooccurrence"]')  # fmt: skip
-        t0 = time.perf_counter()
-        playnext("simulate", "--users", str(args.users), "--tracks", str(args.tracks), "--days", str(args.days),
-                 env=env, timeout=3600)  # fmt: skip
-        t1 = time.perf_counter()
-        playnext("train", "--promote", env=env, timeout=7200)
-        print(f"simulated in {t1 - t0:.0f} s, trained in {time.perf_counter() - t1:.0f} s", flush=True)
+        data = args.data or Path(tmp) / "data"
+        env = env_for(
+            data,
+            compact_interval_s="0",
+            models__generators='["popularity", "popularity_country", "als", "cooccurrence", "sasrec"]',
+        )
+        if not (data / "models" / "CURRENT").exists():
+            t0 = time.perf_counter()
+            playnext(
+                "simulate",
+                "--users",
+                str(args.users),
+                "--tracks",
+                str(args.tracks),
+                "--days",
+                str(args.days),
+                env=env,
+                timeout=3600,
+            )
+            t1 = time.perf_counter()
+            playnext("train", "--promote", env=env, timeout=7200)
+            print(f"simulated in {t1 - t0:.0f} s, trained in {time.perf_counter() - t1:.0f} s", flush=True)
+        if not args.no_batch:
+            t2 = time.perf_counter()
+            print(playnext("batch", "all", env=env, timeout=7200).stdout.strip(), flush=True)
+            print(f"precomputed in {time.perf_counter() - t2:.0f} s", flush=True)
         key = playnext("keys", "create", "--scope", "read", "--quiet", env=env).stdout.strip()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -78,31 +78,39 @@ say "9. train the models (stage ③) on all but the newest 10% of events, evalua
 PLAYNEXT_MODELS__PARAMS='{"sasrec": {"epochs": 2, "min_steps": 60}}' playnext train --holdout 0.1 --promote
 playnext models list
 playnext rewards list
+playnext batch all    # Discover Weekly, Daily Mix and Home shelves for every listener, into the online store
 
-say "10. the server answers with the promoted version: /v1/models and the surfaces (impressions are logged)"
+say "10. the server answers with the promoted version: /v1/models, the surfaces (impressions are logged), the live session"
 read_key="$(playnext keys create --scope read --name demo-read --quiet)"
 playnext serve --port "$port" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-python - "$port" "$read_key" <<'PY'
-import sys, httpx
-port, key = sys.argv[1], sys.argv[2]
+python - "$port" "$read_key" "$key" <<'PY'
+import datetime as dt, sys, httpx
+port, key, ingest_key = sys.argv[1], sys.argv[2], sys.argv[3]
 body = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
 served = body["served"]
 ndcg = served["metrics"][0]["metrics"]["all"]["ndcg@20"]
 print(f"serving {served['id']} (trained before {served['cutoff'][:16]}): NDCG@20 {ndcg:.4f} on the holdout")
 auth = {"Authorization": f"Bearer {key}"}
+now = dt.datetime.now(dt.UTC)
+plays = [{"type": "play", "event_id": f"demo-live-{t}", "user_id": "u1", "item_id": t, "item_type": "track",
+          "ts": (now - dt.timedelta(minutes=m)).isoformat(), "ms_played": 200_000} for t, m in [("t11", 8), ("t12", 4)]]
+httpx.post(f"http://127.0.0.1:{port}/v1/events", json=plays, headers={"Authorization": f"Bearer {ingest_key}"})
 for title, path in [("Discover Weekly for u1", "/v1/users/u1/discover-weekly?n=5"),
-                    ("next after t10 for u1", "/v1/users/u1/next?track=t10&recent=t11,t12&n=3"),
+                    ("next after t10 for u1, whose live session holds t11 and t12", "/v1/users/u1/next?track=t10&n=3"),
                     ("Blend of u1 and u2", "/v1/blend?users=u1,u2&n=4"),
                     ("search 'kalo' for u1", "/v1/search?q=kalo&user=u1&n=3"),
                     ("a new listener's Discover Weekly", "/v1/users/newcomer/discover-weekly?n=3&country=SE")]:
     body = httpx.get(f"http://127.0.0.1:{port}{path}", headers=auth).json()
     extra = f" (taste match {body['taste_match']})" if "taste_match" in body else ""
-    print(f"{title}{extra}, fallback={body['fallback']}:")
+    print(f"{title}{extra}, source={body['source']}, fallback={body['fallback']}:")
     for item in body["items"]:
         print(f"  {item['position']}. {item['item_id']}: {item['reason']}")
+home = httpx.get(f"http://127.0.0.1:{port}/v1/users/u1/home?size=3", headers=auth).json()
+print(f"Home for u1 (source={home['source']}): " + "; ".join(
+    f"{s['title']} (p={s['propensity']}): {', '.join(i['item_id'] for i in s['items'])}" for s in home["shelves"]))
 PY
 kill "$server"; wait "$server" 2>/dev/null || true
 trap - EXIT
