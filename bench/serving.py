@@ -4,7 +4,8 @@
                             [--data DIR]
 
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS,
-co-occurrence, SASRec and the LightGBM ranker; content is left out to keep the training short) and promoted, and
+co-occurrence, SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window
+per listener, to keep the training short: serving costs the same) and promoted, and
 ``playnext batch all`` precomputes Discover Weekly, Daily Mix and Home's shelves for every listener; then
 ``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``) serves it in one process, and lean
 keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with random known

@@ -146,6 +146,14 @@ def keys_revoke(ctx: typer.Context, key_id: str) -> None:
 # -- events ---------------------------------------------------------------------------------------------------
 
 
+def count_progress(unit: str) -> Progress:
+    """A progress bar counting ``unit`` (listeners…) on stderr, shown only on a terminal."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn(f"{{task.completed:,}}/{{task.total:,}} {unit}"),
+        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    )  # fmt: skip
+
+
 def _bytes_progress(total: int) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -406,10 +414,7 @@ def simulate(
     except ValueError as exc:
         fail(str(exc))
     settings = settings_of(ctx)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} listeners"),
-        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
-    ) as progress:  # fmt: skip
+    with count_progress("listeners") as progress:
         task = progress.add_task("simulating", total=users)
         try:
             result = run_simulation(

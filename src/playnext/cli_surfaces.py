@@ -10,9 +10,8 @@ import time
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from playnext.cli import app, err, fail, out, settings_of
+from playnext.cli import app, count_progress, fail, out, settings_of
 
 batch_app = typer.Typer(
     help="Precompute surfaces for every listener into the online store (run daily, e.g. from cron).",
@@ -46,10 +45,7 @@ def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: s
     started = time.perf_counter()
     store = open_store(settings)
     try:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} listeners"),
-            TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
-        ) as progress:  # fmt: skip
+        with count_progress("listeners") as progress:
             task = progress.add_task(", ".join(surfaces), total=users)
             written = precompute(version, store, surfaces, when,
                                  on_progress=lambda done: progress.update(task, completed=done))  # fmt: skip

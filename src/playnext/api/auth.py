@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -28,3 +28,15 @@ def require_scope(scope: str) -> Callable[[Request], ApiKey]:
 
     check.__name__ = f"require_{scope}"
     return check
+
+
+def scope_dependency(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
+    """``require_scope`` for ``Depends``. Async on purpose: FastAPI runs a sync dependency in its thread pool,
+    and that hop cost more than everything else a precomputed surface does per request."""
+    check = require_scope(scope)
+
+    async def dependency(request: Request) -> ApiKey:
+        return check(request)
+
+    dependency.__name__ = check.__name__
+    return dependency

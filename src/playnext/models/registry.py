@@ -22,9 +22,10 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from playnext import __version__
 from playnext.config import Settings
@@ -48,6 +49,9 @@ class UnknownVersion(RegistryError):
     pass
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class ModelVersion:
     id: str
@@ -56,6 +60,12 @@ class ModelVersion:
     data: Interactions
     # Structures derived from this version once and reused by every request (the search's normalized titles).
     derived: dict[str, Any] = field(default_factory=dict)
+
+    def derive(self, key: str, compute: Callable[[], T]) -> T:
+        """``derived[key]``, computed on first use. Two threads may both compute it once; they get equal values."""
+        if key not in self.derived:
+            self.derived[key] = compute()
+        return self.derived[key]
 
 
 def _sha256(path: Path) -> str:

@@ -55,10 +55,8 @@ def segment_of(history_len: int, heavy_from: float) -> str:
 
 def heavy_from(version: ModelVersion) -> float:
     """Listeners with more liked items than this (the 80th percentile) are the heavy segment; once per version."""
-    if "heavy_from" not in version.derived:
-        counts = np.diff(version.data.matrix.indptr)
-        version.derived["heavy_from"] = float(np.quantile(counts, 0.8)) if len(counts) else 0.0
-    return float(version.derived["heavy_from"])
+    counts = np.diff(version.data.matrix.indptr)
+    return version.derive("heavy_from", lambda: float(np.quantile(counts, 0.8)) if len(counts) else 0.0)
 
 
 def shelf_stats_from_lake(settings: Settings, version: ModelVersion) -> ShelfStats:

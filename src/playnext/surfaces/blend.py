@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from playnext.models.registry import ModelVersion
-from playnext.surfaces.common import Pick, SurfaceList, picks, popular_order
+from playnext.surfaces.common import Pick, SurfaceList, genres, picks, popular_order
 
 POOL = 200
 MAX_MEMBERS = 10
@@ -48,13 +48,20 @@ def _percentiles(version: ModelVersion, user_ids: list[str]) -> np.ndarray:
 
 def taste_match(version: ModelVersion, user_ids: list[str]) -> int:
     data = version.data
-    genres, codes = np.unique(data.meta.genre.astype(str), return_inverse=True)
-    onehot = sp.csr_matrix((np.ones(data.n_items), (np.arange(data.n_items), codes)), shape=(data.n_items, len(genres)))
+
+    def genre_onehot() -> sp.csr_matrix:  # items × genres, built once per version
+        names, codes = np.unique(genres(version), return_inverse=True)
+        n = data.n_items
+        return sp.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, len(names)))
+
+    onehot = version.derive("genre_onehot", genre_onehot)
     rows = data.user_index(user_ids)
-    profiles = np.zeros((len(user_ids), len(genres)))
+    profiles = np.zeros((len(user_ids), onehot.shape[1]))
     warm = rows >= 0
     if warm.any():
-        profiles[warm] = np.asarray((data.binary()[rows[warm]] @ onehot).todense())
+        liked = data.matrix[rows[warm]]  # only the members' rows: binarizing the whole matrix cost ~100 ms
+        liked.data = np.ones_like(liked.data)
+        profiles[warm] = np.asarray((liked @ onehot).todense())
     profiles[~warm] = np.asarray(onehot.T @ version.recommender.side_.popularity).ravel()  # the average listener
     unit = profiles / np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
     pairs = [float(unit[a] @ unit[b]) for a, b in itertools.combinations(range(len(user_ids)), 2)]

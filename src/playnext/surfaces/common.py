@@ -65,20 +65,25 @@ def popular_order(version: ModelVersion, country: str | None) -> np.ndarray:
     listeners and fallbacks ask for it on every request."""
     model = popularity(version)
     segment = model.segment_of(country) if model is not None else 0
-    key = f"popular_order/{segment}"
-    if key not in version.derived:
-        version.derived[key] = np.argsort(-fallback_scores(version, country), kind="stable")
-    return version.derived[key]
+    return version.derive(
+        f"popular_order/{segment}", lambda: np.argsort(-fallback_scores(version, country), kind="stable")
+    )
+
+
+def genres(version: ModelVersion) -> np.ndarray:
+    """Item genres as ``str`` (the catalog keeps objects), converted once per version."""
+    return version.derive("genres", lambda: version.data.meta.genre.astype(str))
 
 
 def item_vectors(version: ModelVersion) -> np.ndarray | None:
     """Unit item vectors of the first vector model (ALS first): what "because you played X" compares."""
-    if "unit_item_vectors" not in version.derived:  # normalized once per version, not per request
-        models = [unwrap(m) for m in version.recommender.generators.values()]
-        models.sort(key=lambda m: m.name != "als")
+
+    def unit() -> np.ndarray | None:  # normalized once per version, not per request
+        models = sorted((unwrap(m) for m in version.recommender.generators.values()), key=lambda m: m.name != "als")
         vectors = [normalize_rows(m.item_vectors()) for m in models if isinstance(m, VectorModel)]
-        version.derived["unit_item_vectors"] = vectors[0] if vectors else None
-    return version.derived["unit_item_vectors"]
+        return vectors[0] if vectors else None
+
+    return version.derive("unit_item_vectors", unit)
 
 
 def because(version: ModelVersion, history: np.ndarray, items: np.ndarray, default: str) -> list[str]:

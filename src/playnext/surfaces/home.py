@@ -14,10 +14,11 @@ import numpy as np
 
 from playnext.models.registry import ModelVersion
 from playnext.surfaces.bandit import ShelfStats, heavy_from, order_shelves, segment_of
-from playnext.surfaces.common import Pick, SurfaceList, picks, popular_order
+from playnext.surfaces.common import Pick, SurfaceList, genres, picks, popular_order
 from playnext.surfaces.daily_mix import daily_mixes
 
 NEW_DAYS = 60
+SPOKEN = ("episode", "audiobook")
 POOL = 300
 
 
@@ -59,7 +60,7 @@ def shelves(
     still fill a shelf after dropping what a shelf above it shows. The part worth precomputing."""
     data = version.data
     row = int(data.user_index([user_id])[0])
-    kind, creator, genre = data.meta.item_type, data.meta.creator, data.meta.genre.astype(str)
+    kind, creator, genre = data.meta.item_type, data.meta.creator, genres(version)
     if candidates is not None and row >= 0:
         cands = candidates[candidates >= 0][:POOL]
     else:
@@ -88,16 +89,18 @@ def shelves(
             f"Because you listened to {name}",
             picks(version, items, np.zeros(len(items)), [f"because you listened to {name}"] * len(items)),
         )
-    spoken = cands[np.isin(kind[cands], ("episode", "audiobook"))]
+    spoken = cands[np.isin(kind[cands], SPOKEN)]
     if not len(spoken):
         pop = popular_order(version, country)
-        spoken = pop[np.isin(kind[pop], ("episode", "audiobook"))][: size * 3]
+        spoken = version.derive(f"popular_spoken/{country}", lambda: pop[np.isin(kind[pop], SPOKEN)][:POOL])
+        spoken = spoken[: size * 3]
     out["podcasts-and-books"] = Shelf(
         "podcasts-and-books",
         "Podcasts and audiobooks for you",
         picks(version, spoken, np.zeros(len(spoken)), ["picked for you"] * len(spoken)),
     )
-    fresh = np.flatnonzero((kind == "track") & (data.meta.release_days >= 0) & (data.meta.release_days <= NEW_DAYS))
+    fresh = version.derive("new_releases", lambda: np.flatnonzero(
+        (kind == "track") & (data.meta.release_days >= 0) & (data.meta.release_days <= NEW_DAYS)))  # fmt: skip
     if len(fresh):
         mine_c, mine_g = set(creator[history].tolist()), set(genre[history].tolist())
         own = np.isin(creator[fresh], list(mine_c))

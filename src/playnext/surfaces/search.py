@@ -37,9 +37,9 @@ def search(version: ModelVersion, query: str, user_id: str | None, *, n: int = 2
     from rapidfuzz import fuzz, process, utils
 
     data = version.data
-    if "search_titles" not in version.derived:  # normalizing every title on each request would dominate its cost
-        version.derived["search_titles"] = [utils.default_process(n) for n in data.meta.name.tolist()]
-    found = process.extract(utils.default_process(query), version.derived["search_titles"], scorer=fuzz.WRatio,
+    # Normalizing every title on each request would dominate its cost.
+    titles = version.derive("search_titles", lambda: [utils.default_process(n) for n in data.meta.name.tolist()])
+    found = process.extract(utils.default_process(query), titles, scorer=fuzz.WRatio,
                             processor=None, limit=CANDIDATES, score_cutoff=50)  # fmt: skip
     if not found:
         return SurfaceList("search", [], False, version.id, {"query": query})

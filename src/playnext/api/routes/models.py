@@ -6,12 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from playnext.api.auth import require_scope
+from playnext.api.auth import scope_dependency
 
 router = APIRouter()
 
 
-@router.get("/v1/models", summary="The served model version", dependencies=[Depends(require_scope("read"))])
+@router.get("/v1/models", summary="The served model version", dependencies=[Depends(scope_dependency("read"))])
 async def served_model(request: Request) -> dict[str, Any]:
     served = request.app.state.model
     version = served.version

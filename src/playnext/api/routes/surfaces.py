@@ -22,7 +22,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from playnext.api.auth import require_scope
+from playnext.api.auth import scope_dependency
 from playnext.api.errors import ApiError
 from playnext.api.lists import lists_for
 from playnext.events.log import LogUnavailable
@@ -43,7 +43,7 @@ from playnext.surfaces.search import search
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(dependencies=[Depends(require_scope("read"))])
+router = APIRouter(dependencies=[Depends(scope_dependency("read"))])
 
 
 def _id(value: str, what: str) -> str:
