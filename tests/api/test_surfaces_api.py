@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from playnext.api.app import create_app
 from playnext.api.keys import KeyStore
@@ -170,9 +174,7 @@ def test_the_bandit_learns_shelf_stats_from_home_outcomes(client: TestClient, au
     assert streams[first["shelf"]] == (1 if streamed is not None else 0)
 
 
-def test_batch_surfaces_are_served_from_the_store_and_misses_are_computed_once(
-    client: TestClient, auth: dict
-) -> None:
+def test_batch_surfaces_are_served_from_the_store_and_misses_are_computed_once(client: TestClient, auth: dict) -> None:
     import datetime as dt
 
     from playnext.surfaces.precomputed import precompute
@@ -236,8 +238,18 @@ def test_ingested_plays_become_the_live_session_next_track_reads(client: TestCli
 
     ingest = {"Authorization": f"Bearer {KeyStore(client.app.state.settings.keys_file).create(['ingest'])[1]}"}
     now = dt.datetime.now(dt.UTC)
-    events = [{"type": "play", "event_id": f"live-{i}", "user_id": "u9", "item_id": f"t{i}", "item_type": "track",
-               "ts": (now - dt.timedelta(minutes=25 - i)).isoformat(), "ms_played": 180_000} for i in (20, 21)]
+    events = [
+        {
+            "type": "play",
+            "event_id": f"live-{i}",
+            "user_id": "u9",
+            "item_id": f"t{i}",
+            "item_type": "track",
+            "ts": (now - dt.timedelta(minutes=25 - i)).isoformat(),
+            "ms_played": 180_000,
+        }
+        for i in (20, 21)
+    ]
     events.append({"type": "skip", "event_id": "live-skip", "user_id": "u9", "item_id": "t22", "item_type": "track",
                    "ts": (now - dt.timedelta(minutes=1)).isoformat()})  # fmt: skip
     assert client.post("/v1/events", json=events, headers=ingest).json()["accepted"] == 3
@@ -249,3 +261,41 @@ def test_ingested_plays_become_the_live_session_next_track_reads(client: TestCli
     assert not {"t20", "t21", "t22", "t23"} & {i["item_id"] for i in body["items"]}  # …and from what it proposes
     explicit = client.get("/v1/users/u9/next?track=t23&recent=t24", headers=auth).json()
     assert explicit["session"] == 1
+
+
+def test_the_spec_describes_every_surface(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ["/v1/users/{user_id}/home", "/v1/users/{user_id}/discover-weekly", "/v1/users/{user_id}/daily-mixes",
+                 "/v1/users/{user_id}/next", "/v1/search", "/v1/blend"]:  # fmt: skip
+        assert "get" in paths[path], path
+    params = {p["name"]: p for p in paths["/v1/users/{user_id}/discover-weekly"]["get"]["parameters"]}
+    assert params["n"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 30, "default": 30}
+
+
+@given(
+    path=st.sampled_from(
+        [
+            "/v1/users/{u}/home",
+            "/v1/users/{u}/discover-weekly",
+            "/v1/users/{u}/daily-mixes",
+            "/v1/users/{u}/next",
+            "/v1/search",
+            "/v1/blend",
+        ]
+    ),
+    user=st.text(min_size=1, max_size=150).filter(lambda u: "/" not in u and u not in (".", "..")),
+    params=st.dictionaries(
+        st.sampled_from(["n", "size", "country", "track", "recent", "q", "user", "users"]),
+        st.text(max_size=300),
+        max_size=4,
+    ),
+)
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_whatever_the_query_a_surface_answers_200_or_a_clear_4xx(
+    client: TestClient, auth: dict, path: str, user: str, params: dict[str, str]
+) -> None:
+    got = client.get(path.replace("{u}", quote(user, safe="")), params=params, headers=auth)
+    assert got.status_code in (200, 404, 422), (path, user, params, got.text)
+    assert "Traceback" not in got.text
+    if got.status_code != 200:
+        assert got.json()["message"]

@@ -75,7 +75,7 @@ def test_a_failed_bulk_write_leaves_earlier_values_intact(store: LocalStore) -> 
 def test_a_corrupt_file_is_a_clear_unavailable_error(tmp_path: Path) -> None:
     path = tmp_path / "online.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreUnavailable, match="online.sqlite3"):
+    with pytest.raises(StoreUnavailable, match=r"online\.sqlite3"):
         LocalStore(path)
 
 

@@ -26,3 +26,25 @@ def test_follows_the_current_tracks_taste(version) -> None:
 def test_an_unknown_track_and_listener_fall_back_to_popularity(version) -> None:
     got = next_tracks(version, "stranger", "no-such-track", [], n=5)
     assert got.fallback and len(got.items) == 5
+
+
+def test_the_live_sessions_skips_and_plays_are_never_proposed(version) -> None:
+    free = [p.item_id for p in next_tracks(version, "u0", "t4", [], n=10).items]
+    got = [p.item_id for p in next_tracks(version, "u0", "t4", [], n=10, never=[*free[:3], "unknown"]).items]
+    assert got and not set(free[:3]) & set(got)
+
+
+def test_an_indexed_sequence_model_proposes_what_exact_scoring_does(version) -> None:
+    """On a large catalog SASRec's continuations come from its voyager index: the same list, give or take."""
+    import dataclasses
+
+    from playnext.models.generators import with_index
+    from playnext.models.recommender import Recommender
+
+    gens = dict(version.recommender.generators)
+    gens["sasrec"] = with_index(gens["sasrec"], version.data.n_items, min_items=0, ef=200)
+    indexed = dataclasses.replace(version, recommender=Recommender(gens, None, 40).attach(version.data), derived={})
+    for user, track in [("u0", "t4"), ("u30", "t50"), ("stranger", "t10")]:
+        exact = [p.item_id for p in next_tracks(version, user, track, [], n=10).items]
+        approx = [p.item_id for p in next_tracks(indexed, user, track, [], n=10).items]
+        assert len(set(exact) & set(approx)) >= 8, (user, exact, approx)

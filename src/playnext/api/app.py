@@ -68,10 +68,9 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.store = open_store(settings)
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     errors.install(app)
-    app.router.routes.extend(events.routes)
+    app.router.routes.extend(events.routes + surfaces.routes)
     app.include_router(health.router)
     app.include_router(models.router)
-    app.include_router(surfaces.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -122,6 +121,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
     }
     spec["paths"].update(events.OPENAPI)
+    spec["paths"].update(surfaces.OPENAPI)
     spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     app.openapi_schema = spec
     return spec

@@ -220,6 +220,10 @@ class EventLog:
             self._queue.put(_Pending(events, future))
         return future
 
+    def backlog(self) -> int:
+        """Batches queued for the writer and not yet on disk."""
+        return self._queue.qsize()
+
     def append(self, events: Sequence[Event]) -> list[bool]:
         return self.submit(events).result()
 

@@ -4,7 +4,8 @@ Each shelf (arm) keeps successes and failures from logged Home impressions: an i
 streamed is a success. A request samples every shelf's rate from Beta(1 + s, 1 + f) for the listener's segment
 (new, light, heavy) and orders shelves by the samples: shelves that work are shown higher more often, and the
 others still get explored. The probability of each shelf landing at each position is estimated by repeating the
-draw (``PROPENSITY_DRAWS`` times), and logged as the impressions' propensity for off-policy evaluation.
+draw (``PROPENSITY_DRAWS`` times, once per segment and set of shelves), and logged as the impressions' propensity
+for off-policy evaluation.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from playnext.config import Settings
 from playnext.models.registry import ModelVersion
 
-PROPENSITY_DRAWS = 400
+PROPENSITY_DRAWS = 4000
 SEGMENTS = ("new", "light", "heavy")
 
 
@@ -26,13 +27,31 @@ class ShelfStats:
 
     counts: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
+    # (segment, shelves) → chance of each shelf at each position; the counts only change by ``add`` (which
+    # clears it), so each page layout is estimated once instead of on every request.
+    _chances: dict[tuple[str, tuple[str, ...]], np.ndarray] = field(default_factory=dict, repr=False)
+
     def add(self, segment: str, shelf: str, streamed: int, shown: int) -> None:
         s, f = self.counts.get((segment, shelf), (0, 0))
         self.counts[(segment, shelf)] = (s + streamed, f + shown - streamed)
+        self._chances.clear()
 
     def beta(self, segment: str, shelves: list[str]) -> tuple[np.ndarray, np.ndarray]:
         got = [self.counts.get((segment, shelf), (0, 0)) for shelf in shelves]
         return np.array([1.0 + s for s, _ in got]), np.array([1.0 + f for _, f in got])
+
+    def position_chances(self, segment: str, shelves: list[str]) -> np.ndarray:
+        """(shelves, positions): how often Thompson sampling puts each shelf at each position, by
+        ``PROPENSITY_DRAWS`` redraws with a fixed seed (so the logged propensities are reproducible)."""
+        key = (segment, tuple(shelves))
+        if key not in self._chances:
+            a, b = self.beta(segment, shelves)
+            rng = np.random.default_rng(0)
+            draws = np.argsort(-rng.beta(a[:, None], b[:, None], size=(len(shelves), PROPENSITY_DRAWS)), axis=0)
+            # draws[p, d] is the shelf at position p in draw d.
+            chances = np.stack([(draws == shelf).mean(axis=1) for shelf in range(len(shelves))])
+            self._chances[key] = chances
+        return self._chances[key]
 
 
 def order_shelves(
@@ -41,9 +60,8 @@ def order_shelves(
     """(shelves in the sampled order, probability of each of them being at the position it got)."""
     a, b = stats.beta(segment, shelves)
     order = np.argsort(-rng.beta(a, b), kind="stable")
-    draws = np.argsort(-rng.beta(a[:, None], b[:, None], size=(len(shelves), PROPENSITY_DRAWS)), axis=0)
-    # draws[p, d] = the shelf at position p in draw d; the chance that shelf order[p] is at position p:
-    propensity = np.array([(draws[p] == order[p]).mean() for p in range(len(order))])
+    chances = stats.position_chances(segment, shelves)
+    propensity = chances[order, np.arange(len(order))]
     return [shelves[i] for i in order], np.maximum(propensity, 1.0 / PROPENSITY_DRAWS)
 
 
