@@ -71,3 +71,16 @@ def test_the_ranker_trains_on_impressions_and_ranks_liked_items_higher(served_wo
     rng = np.random.default_rng(0)
     chance = world.affinity(np.repeat(user_number, 10), rng.integers(0, 300, size=len(users) * 10)).mean()
     assert hidden > 1.3 * chance
+
+
+def test_candidates_are_graded_by_the_listeners_best_event_on_the_item() -> None:
+    import numpy as np
+
+    from playnext.models.training import _grades_of_pairs
+
+    users = np.array(["a", "b", "c"], dtype=object)  # sorted, as np.unique gives them
+    events = (np.array(["b", "a", "b", "stranger", "b"], dtype=object), np.array([3, 1, 3, 0, 5]),
+              np.array([1, 2, 3, 9, 1]))  # fmt: skip
+    rows, items = np.array([0, 0, 1, 1, 1, 2]), np.array([1, 3, 3, 5, 1, 0])
+    assert _grades_of_pairs(users, *events, rows, items, 10).tolist() == [2, 0, 3, 1, 0, 0]
+    assert _grades_of_pairs(users[:0], *events, rows[:0], items[:0], 10).tolist() == []

@@ -102,6 +102,25 @@ def _labelled_sets(
     return sets
 
 
+def _grades_of_pairs(
+    users: np.ndarray, event_users: np.ndarray, event_items: np.ndarray, event_grades: np.ndarray,
+    rows: np.ndarray, items: np.ndarray, n_items: int,
+) -> np.ndarray:  # fmt: skip
+    """The grade of each candidate (``users[rows]``, ``items``): the best grade among that listener's events on that
+    item, 0 without one. A sorted-key join in NumPy: a dict of pairs cost minutes and gigabytes at 100k listeners."""
+    at = np.minimum(np.searchsorted(users, event_users), max(len(users) - 1, 0))
+    known = (users[at] == event_users) if len(users) else np.zeros(len(event_users), bool)
+    keys = at[known].astype(np.int64) * n_items + event_items[known]
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], event_grades[known][order]
+    unique, start = np.unique(keys, return_index=True)
+    best = np.maximum.reduceat(values, start) if len(start) else values[:0]
+    wanted = rows.astype(np.int64) * n_items + items
+    pos = np.minimum(np.searchsorted(unique, wanted), max(len(unique) - 1, 0))
+    found = (unique[pos] == wanted) if len(unique) else np.zeros(len(wanted), bool)
+    return np.where(found, best[pos] if len(best) else 0, 0).astype(np.int32)
+
+
 def _ranker_training_set(
     rec: Recommender, data_a: Interactions, source: str, table: pa.Table, grades: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -115,14 +134,8 @@ def _ranker_training_set(
         users = data_a.user_index(positive_users)
         lists = rec.candidate_lists(users)
         rows, items = rec.pool(lists)
-        graded = {
-            (u, i): g
-            for u, i, g in zip(users_all[keep].tolist(), items_all[keep].tolist(), grades[keep].tolist(), strict=True)
-        }
-        labels = np.array(
-            [graded.get((positive_users[r], i), 0) for r, i in zip(rows.tolist(), items.tolist(), strict=True)],
-            dtype=np.int32,
-        )
+        labels = _grades_of_pairs(positive_users, users_all[keep], items_all[keep], grades[keep], rows, items,
+                                  data_a.n_items)  # fmt: skip
         group_of = rows
         positions = None
     else:

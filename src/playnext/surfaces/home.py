@@ -13,6 +13,7 @@ import msgspec
 import numpy as np
 
 from playnext.models.registry import ModelVersion
+from playnext.surfaces import daily_mix
 from playnext.surfaces.bandit import ShelfStats, heavy_from, order_shelves, segment_of
 from playnext.surfaces.common import Pick, SurfaceList, genres, picks, popular_order
 from playnext.surfaces.daily_mix import daily_mixes
@@ -45,13 +46,6 @@ class HomePage(msgspec.Struct):
     model_version: str
 
 
-def _candidates(version: ModelVersion, row: int, country: str | None) -> np.ndarray:
-    if row >= 0:
-        got = version.recommender.recommend(np.array([row]), POOL, exclude_seen=True).items[0]
-        return got[got >= 0]
-    return popular_order(version, country)[:POOL]
-
-
 def shelves(
     version: ModelVersion, user_id: str, *, size: int = 10, country: str | None = None,
     candidates: np.ndarray | None = None,
@@ -61,10 +55,12 @@ def shelves(
     data = version.data
     row = int(data.user_index([user_id])[0])
     kind, creator, genre = data.meta.item_type, data.meta.creator, genres(version)
-    if candidates is not None and row >= 0:
+    if row >= 0:
+        if candidates is None:  # ranked once for the shelves and the Daily Mix cards
+            candidates = version.recommender.recommend(np.array([row]), max(POOL, daily_mix.POOL)).items[0]
         cands = candidates[candidates >= 0][:POOL]
     else:
-        cands = _candidates(version, row, country)
+        cands = popular_order(version, country)[:POOL]
     history = data.sequence(row) if row >= 0 else np.zeros(0, np.int64)
     out: dict[str, Shelf] = {}
     if row >= 0:
