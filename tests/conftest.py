@@ -49,3 +49,13 @@ def event(kind: str = "play", **fields: Any) -> dict[str, Any]:
 
 def utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real redis-server on a free loopback port, killed after the test."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()

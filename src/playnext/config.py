@@ -124,6 +124,14 @@ class OnlineSettings(BaseModel):
     recent_plays: int = Field(default=100, ge=1, le=10_000)
     # A gap longer than this between two plays starts a new session.
     session_gap_s: float = Field(default=1800.0, gt=0)
+    # Where online state lives: SQLite in ``data_dir/online`` (one machine), or Redis (many API replicas).
+    backend: Literal["local", "redis"] = "local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "playnext:"
+    # A Redis command slower than this fails; the store is then skipped for ``redis_cooldown_s`` (surfaces degrade
+    # to computing or to popularity) before Redis is tried again.
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    redis_cooldown_s: float = Field(default=1.0, ge=0)
     # A surface not precomputed for a listener is computed on request; past this budget the request is answered
     # from segment popularity (flagged ``fallback``) while the computation finishes and is stored for next time.
     budget_ms: float = Field(default=250.0, gt=0)

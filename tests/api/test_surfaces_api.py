@@ -299,3 +299,32 @@ def test_whatever_the_query_a_surface_answers_200_or_a_clear_4xx(
     assert "Traceback" not in got.text
     if got.status_code != 200:
         assert got.json()["message"]
+
+
+def test_replicas_share_a_redis_store_and_serving_survives_its_restart(served: Settings, auth: dict,
+                                                                       redis_server) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """Two app replicas on one Redis: a list one computes, the other serves precomputed. Redis restarting (empty)
+    costs no request a 5xx, and the store is used again within its cooldown."""
+    import time
+
+    online = served.online.model_copy(update={"backend": "redis", "redis_url": redis_server.url,
+                                              "redis_cooldown_s": 0.3})  # fmt: skip
+    on_redis = served.model_copy(update={"online": online})
+    with TestClient(create_app(on_redis)) as first:
+        assert first.get("/v1/users/u11/discover-weekly", headers=auth).json()["source"] == "computed"
+    with TestClient(create_app(on_redis)) as second:
+        assert second.get("/v1/users/u11/discover-weekly", headers=auth).json()["source"] == "precomputed"
+        assert second.get("/readyz").json()["online_store"] == {"reachable": True, "error": None}
+        redis_server.stop()
+        ready = second.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["online_store"]["reachable"] is False
+        assert "Redis at" in ready.json()["online_store"]["error"]
+        for path in ["/v1/users/u11/discover-weekly", "/v1/users/u11/home", "/v1/users/u11/daily-mixes",
+                     "/v1/users/u11/next?track=t3"]:  # fmt: skip
+            got = second.get(path, headers=auth)
+            assert got.status_code == 200, (path, got.text)
+        redis_server.start()
+        time.sleep(0.4)
+        assert second.get("/v1/users/u11/discover-weekly", headers=auth).json()["source"] == "computed"  # empty
+        assert second.get("/v1/users/u11/discover-weekly", headers=auth).json()["source"] == "precomputed"
+        assert second.get("/readyz").json()["online_store"] == {"reachable": True, "error": None}

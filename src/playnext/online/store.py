@@ -9,7 +9,7 @@ Serving needs two kinds of per-listener state at request time, both keyed by lis
 - **recent plays**, appended by ingest and read by the next-track surface as the live session.
 
 The embedded default is SQLite in ``data_dir/online`` (in-process, no server, shared safely by the server and a
-batch command running beside it); issue 7 adds Redis behind the same interface for many API replicas.
+batch command running beside it); ``online.backend = "redis"`` shares one Redis among many API replicas.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ class OnlineStore(ABC):
 
 
 def open_store(settings: Settings) -> OnlineStore:
+    online = settings.online
+    if online.backend == "redis":
+        from playnext.online.redis_store import RedisStore
+
+        return RedisStore(online.redis_url, keep=online.recent_plays, prefix=online.redis_prefix,
+                          timeout_s=online.redis_timeout_s, cooldown_s=online.redis_cooldown_s)  # fmt: skip
     from playnext.online.local import LocalStore
 
-    return LocalStore(settings.online_dir / "online.sqlite3", keep=settings.online.recent_plays)
+    return LocalStore(settings.online_dir / "online.sqlite3", keep=online.recent_plays)

@@ -1,9 +1,18 @@
-"""Liveness and readiness for orchestrators: alive means the process answers; ready means it can store events."""
+"""Liveness and readiness for orchestrators: alive means the process answers; ready means it can store events.
+
+The online store and the model are reported, not required: without them surfaces still answer (computed lists or
+popularity, flagged ``fallback``), so failing readiness would take every replica out of the load balancer at once
+for a fault they all share, turning a degraded service into an outage.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
+from playnext.online.store import StoreUnavailable
 
 router = APIRouter()
 
@@ -22,4 +31,10 @@ async def readyz(request: Request) -> JSONResponse:
     # Reported, not required: an ingest-only deployment has no model, and a refused newer version leaves the
     # previous one serving.
     served = {"version": model.version.id if model.version else None, "error": model.error}
-    return JSONResponse({"ready": ready, "checks": checks, "model": served}, status_code=200 if ready else 503)
+    store = {"reachable": True, "error": None}
+    try:
+        await asyncio.to_thread(request.app.state.store.ping)
+    except StoreUnavailable as exc:
+        store = {"reachable": False, "error": str(exc)}
+    body = {"ready": ready, "checks": checks, "model": served, "online_store": store}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,4 +1,5 @@
-"""The embedded online store: lists replaced per listener, plays trimmed, forget, errors, and two processes."""
+"""Both online stores behave alike (lists replaced per listener, plays trimmed, forget, hostile input); the SQLite
+one also survives a corrupt file and a second process writing beside it."""
 
 from __future__ import annotations
 
@@ -10,17 +11,29 @@ from pathlib import Path
 import pytest
 
 from playnext.online.local import LocalStore
-from playnext.online.store import Play, StoreUnavailable
+from playnext.online.redis_store import RedisStore
+from playnext.online.store import OnlineStore, Play, StoreUnavailable
+
+
+@pytest.fixture(params=["local", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> OnlineStore:
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        s: OnlineStore = RedisStore(server.url, keep=3, prefix="test:")
+    else:
+        s = LocalStore(tmp_path / "online" / "online.sqlite3", keep=3)
+    yield s
+    s.close()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
+def local(tmp_path: Path) -> LocalStore:
     s = LocalStore(tmp_path / "online" / "online.sqlite3", keep=3)
     yield s
     s.close()
 
 
-def test_lists_are_replaced_per_listener_and_surface(store: LocalStore) -> None:
+def test_lists_are_replaced_per_listener_and_surface(store: OnlineStore) -> None:
     assert store.put_lists("dw", [("a", b"1"), ("b", b"2")]) == 2
     store.put_lists("dw", [("a", b"3")])
     store.put_lists("mix", [("a", b"4")])
@@ -28,12 +41,12 @@ def test_lists_are_replaced_per_listener_and_surface(store: LocalStore) -> None:
     assert store.get_list("dw", "nobody") is None
 
 
-def test_bulk_writes_stream_in_chunks(store: LocalStore) -> None:
+def test_bulk_writes_stream_in_chunks(store: OnlineStore) -> None:
     assert store.put_lists("dw", ((f"u{i}", b"x" * 10) for i in range(12_345))) == 12_345
-    assert len(store.list_users("dw")) == 12_345
+    assert store.get_list("dw", "u0") == store.get_list("dw", "u12344") == b"x" * 10
 
 
-def test_hostile_keys_and_values_are_data(store: LocalStore) -> None:
+def test_hostile_keys_and_values_are_data(store: OnlineStore) -> None:
     evil = "a'; DROP TABLE lists; --\x00\u202e"
     store.put_lists("dw", [(evil, b"\x00\xff" * 1000)])
     assert store.get_list("dw", evil) == b"\x00\xff" * 1000
@@ -41,7 +54,7 @@ def test_hostile_keys_and_values_are_data(store: LocalStore) -> None:
     assert store.recent_plays(evil, 10)[0].item_id == "t'1"
 
 
-def test_plays_come_back_oldest_first_and_are_trimmed_to_keep(store: LocalStore) -> None:
+def test_plays_come_back_oldest_first_and_are_trimmed_to_keep(store: OnlineStore) -> None:
     store.add_plays([Play("a", f"t{i}", float(i), skipped=i == 4) for i in (5, 1, 4, 2)])  # out of order
     store.add_plays([Play("b", "x", 9.0)])
     store.add_plays([Play("a", "t6", 6.0)])
@@ -52,7 +65,7 @@ def test_plays_come_back_oldest_first_and_are_trimmed_to_keep(store: LocalStore)
     assert [p.item_id for p in store.recent_plays("b", 10)] == ["x"]
 
 
-def test_forget_removes_lists_and_plays_of_that_listener_only(store: LocalStore) -> None:
+def test_forget_removes_lists_and_plays_of_that_listener_only(store: OnlineStore) -> None:
     store.put_lists("dw", [("a", b"1"), ("b", b"2")])
     store.add_plays([Play("a", "t", 1.0), Play("b", "t", 1.0)])
     store.forget("a")
@@ -60,7 +73,8 @@ def test_forget_removes_lists_and_plays_of_that_listener_only(store: LocalStore)
     assert store.get_list("dw", "b") == b"2" and len(store.recent_plays("b", 10)) == 1
 
 
-def test_a_failed_bulk_write_leaves_earlier_values_intact(store: LocalStore) -> None:
+def test_a_failed_bulk_write_leaves_earlier_values_intact(local: LocalStore) -> None:
+    store = local
     store.put_lists("dw", [("a", b"old")])
 
     def broken():  # the batch dies half-way through a chunk
@@ -79,8 +93,9 @@ def test_a_corrupt_file_is_a_clear_unavailable_error(tmp_path: Path) -> None:
         LocalStore(path)
 
 
-def test_another_process_writes_while_this_one_reads(store: LocalStore) -> None:
+def test_another_process_writes_while_this_one_reads(local: LocalStore) -> None:
     """``playnext batch`` and ``playnext serve`` share the file: WAL lets the reader go on during the write."""
+    store = local
     store.put_lists("dw", [("a", b"before")])
     writer = (
         "import sys; from playnext.online.local import LocalStore; "
@@ -95,3 +110,23 @@ def test_another_process_writes_while_this_one_reads(store: LocalStore) -> None:
     assert proc.returncode == 0 and reads > 0
     assert store.get_list("dw", "a") == b"after" and store.get_list("dw", "u49999") == b"v"
     assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_redis_that_goes_away_fails_fast_and_comes_back_by_itself(redis_server) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    store = RedisStore(redis_server.url, prefix="test:", timeout_s=0.2, cooldown_s=0.3)
+    store.put_lists("dw", [("a", b"1")])
+    redis_server.stop()
+    with pytest.raises(StoreUnavailable, match="Redis at"):
+        store.get_list("dw", "a")
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="cooldown"):  # no waiting on a dead server during the cooldown
+        store.get_list("dw", "a")
+    assert time.monotonic() - started < 0.05
+    redis_server.start()  # a fresh, empty server on the same port
+    time.sleep(0.35)
+    assert store.get_list("dw", "a") is None
+    store.put_lists("dw", [("a", b"2")])
+    assert store.get_list("dw", "a") == b"2"
+    store.close()
