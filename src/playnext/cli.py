@@ -72,10 +72,12 @@ def serve(
     import uvicorn
 
     from playnext.api.app import create_app
+    from playnext.api.observability import configure_json_logs
     from playnext.events.log import LogLocked
 
     settings = settings_of(ctx)
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    configure_json_logs()
     try:
         application = create_app(settings)
         uvicorn.run(
@@ -83,6 +85,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # keep the JSON lines configured above
             access_log=False,
             loop="uvloop",
             http="httptools",

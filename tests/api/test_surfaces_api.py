@@ -328,3 +328,34 @@ def test_replicas_share_a_redis_store_and_serving_survives_its_restart(served: S
         assert second.get("/v1/users/u11/discover-weekly", headers=auth).json()["source"] == "computed"  # empty
         assert second.get("/v1/users/u11/discover-weekly", headers=auth).json()["source"] == "precomputed"
         assert second.get("/readyz").json()["online_store"] == {"reachable": True, "error": None}
+
+
+def test_metrics_request_ids_and_json_logs(client: TestClient, auth: dict) -> None:
+    import json
+    import logging
+
+    from playnext.api.observability import JsonFormatter, request_id
+
+    body = client.get("/v1/users/u1/discover-weekly", headers=auth)
+    assert body.headers["x-request-id"] == body.json()["request_id"]
+    mine = client.get("/v1/users/u1/discover-weekly", headers={**auth, "X-Request-Id": "trace-0123456789"})
+    assert mine.json()["request_id"] == "trace-0123456789" == mine.headers["x-request-id"]
+    odd = client.get("/healthz", headers={"X-Request-Id": "<script>"})
+    assert odd.headers["x-request-id"] != "<script>" and len(odd.headers["x-request-id"]) == 32
+    client.get("/v1/users/u1/home", headers=auth)
+    text = client.get("/metrics").text
+    assert (
+        'playnext_http_request_duration_seconds_bucket{le="0.015",method="GET",route="/v1/users/{user_id}/home"'
+        ',status="200"}' in text
+    )  # the template, never a series per listener
+    assert "/v1/users/u1/" not in text
+    assert 'playnext_surface_answers_total{source="computed",surface="discover-weekly"} 1.0' in text
+    assert 'playnext_surface_answers_total{source="precomputed",surface="discover-weekly"} 1.0' in text
+    assert "playnext_model_info{version=" in text and "playnext_log_backlog" in text
+    token = request_id.set("abc123")
+    try:
+        line = JsonFormatter().format(logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("you",), None))
+    finally:
+        request_id.reset(token)
+    assert json.loads(line) | {"ts": None} == {"ts": None, "level": "warning", "logger": "x", "message": "hello you",
+                                               "request_id": "abc123"}  # fmt: skip

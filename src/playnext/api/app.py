@@ -13,10 +13,14 @@ from typing import Any
 import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
 
 import playnext
 from playnext.api import errors
 from playnext.api.keys import KeyStore
+from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware
 from playnext.api.routes import events, health, models, surfaces
 from playnext.config import Settings
 from playnext.events.compaction import compact
@@ -67,12 +71,22 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.model = ServedModel(Registry(settings))
     app.state.store = open_store(settings)
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
+    app.state.metrics = Metrics()
+    app.state.metrics.watch(app.state)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     errors.install(app)
-    app.router.routes.extend(events.routes + surfaces.routes)
+    app.router.routes.extend(
+        events.routes + surfaces.routes + [NamedRoute("/metrics", _metrics, include_in_schema=False)]
+    )
     app.include_router(health.router)
     app.include_router(models.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _metrics(request: Request) -> Response:
+    """Prometheus text format; unauthenticated like /healthz (scrape it from inside the network)."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def compact_periodically(settings: Settings) -> None:

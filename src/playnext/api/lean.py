@@ -16,10 +16,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
+from playnext.api.observability import NamedRoute
 
 REQUIRED: Any = object()
 
@@ -79,7 +79,7 @@ class LeanGet:
     scope: str = "read"
     tag: str = "surfaces"
 
-    def route(self) -> Route:
+    def route(self) -> NamedRoute:
         check = require_scope(self.scope)
         params = self.params
         handler = self.handler
@@ -90,7 +90,7 @@ class LeanGet:
             values = {p.name: p.parse(query.get(p.name)) for p in params}
             return await handler(request, **request.path_params, **values)
 
-        return Route(self.path, endpoint, methods=["GET"], name=self.handler.__name__)
+        return NamedRoute(self.path, endpoint, methods=["GET"], name=self.handler.__name__)
 
     def spec(self) -> dict[str, Any]:
         path_params = [

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
+from prometheus_client import Counter
 from starlette.requests import Request
 
 from playnext.models.registry import ModelVersion
@@ -27,12 +28,13 @@ log = logging.getLogger(__name__)
 Source = Literal["precomputed", "computed", "fallback"]
 
 
-def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str,
-                       day: dt.date) -> list[SurfaceList]:  # fmt: skip
+def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
+                       errors: Counter) -> list[SurfaceList]:  # fmt: skip
     lists = precomputed.compute(version, surface, user_id, day)
     try:
         store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists))])
     except StoreUnavailable as exc:
+        errors.labels("put_lists").inc()
         log.warning("could not store %s for %s: %s", surface, user_id, exc)
     return lists
 
@@ -54,12 +56,16 @@ async def lists_for(
     except LookupError:
         pass
     except StoreUnavailable as exc:
+        state.metrics.store_errors.labels("get_list").inc()
         log.warning("online store unavailable, computing %s for %s: %s", surface, user_id, exc)
     pending: dict[tuple[str, str, str], asyncio.Future[list[SurfaceList]]] = state.pending_lists
     key = (version.id, surface, user_id)
     task = pending.get(key)
     if task is None:
-        task = asyncio.ensure_future(asyncio.to_thread(_compute_and_store, store, version, surface, user_id, day))
+        errors = state.metrics.store_errors
+        task = asyncio.ensure_future(
+            asyncio.to_thread(_compute_and_store, store, version, surface, user_id, day, errors)
+        )
         pending[key] = task
         task.add_done_callback(lambda done: _finished(pending, key, done))
     try:

@@ -14,10 +14,10 @@ import logging
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
+from playnext.api.observability import NamedRoute
 from playnext.events.log import EventLog, LogUnavailable
 from playnext.events.validation import BadBody, IngestReport, decode_whole, split_body, validate
 from playnext.online.session import plays_of
@@ -82,6 +82,7 @@ async def ingest_events(request: Request) -> Response:
         await _update_sessions(request, plays_of(events, stored))
     else:
         report.add([], [], rejections)
+    _count(request, report)
     status = 422 if not events else 200
     return Response(msgspec.json.encode(report), status_code=status, media_type="application/json")
 
@@ -94,10 +95,18 @@ async def _update_sessions(request: Request, plays: list[Play]) -> None:
     try:
         await asyncio.to_thread(request.app.state.store.add_plays, plays)
     except StoreUnavailable as exc:
+        request.app.state.metrics.store_errors.labels("add_plays").inc()
         log.warning("live sessions not updated: %s", exc)
 
 
-routes = [Route("/v1/events", ingest_events, methods=["POST"])]
+def _count(request: Request, report: IngestReport) -> None:
+    ingested = request.app.state.metrics.ingested
+    ingested.labels("accepted").inc(report.accepted)
+    ingested.labels("duplicate").inc(report.duplicates)
+    ingested.labels("rejected").inc(report.rejected)
+
+
+routes = [NamedRoute("/v1/events", ingest_events, methods=["POST"])]
 
 
 def _error(description: str) -> dict:

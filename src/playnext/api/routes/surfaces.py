@@ -20,12 +20,14 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from playnext.api.errors import ApiError
 from playnext.api.lean import LeanGet, Param, openapi_paths
 from playnext.api.lists import lists_for
+from playnext.api.observability import request_id
 from playnext.events.log import LogUnavailable
 from playnext.events.schema import Country, Id
 from playnext.models.registry import ModelVersion
@@ -89,13 +91,15 @@ async def _log(request: Request, events: list) -> None:  # type: ignore[type-arg
         if event_log.backlog() > EXPOSURE_BACKLOG or future.done():
             await asyncio.wrap_future(future)
         else:
-            future.add_done_callback(_report_lost)
+            lost = request.app.state.metrics.impressions_lost
+            future.add_done_callback(lambda done: _report_lost(done, lost))
     except LogUnavailable as exc:
         raise ApiError(503, "log_unavailable", f"the exposure log cannot be written: {exc}") from None
 
 
-def _report_lost(future: Future[list[bool]]) -> None:
+def _report_lost(future: Future[list[bool]], lost: Counter) -> None:
     if future.exception() is not None:
+        lost.inc()
         log.error("impressions already answered could not be logged: %s", future.exception())
 
 
@@ -109,9 +113,15 @@ def _items(shown: SurfaceList) -> list[dict[str, Any]]:
             for pos, p in enumerate(shown.items)]  # fmt: skip
 
 
+def _request_id(request: Request, surface: str, source: str) -> str:
+    """The id the middleware gave this request (also in ``X-Request-Id`` and the logs); counted per source."""
+    request.app.state.metrics.answers.labels(surface, source).inc()
+    return request_id.get() or uuid.uuid4().hex
+
+
 async def _shown(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any],
                  source: str) -> dict[str, Any]:  # fmt: skip
-    request_id = uuid.uuid4().hex
+    request_id = _request_id(request, shown.surface, source)
     await _log(request, impressions(shown, viewers, request_id, dt.datetime.now(dt.UTC)))
     return {
         "request_id": request_id, "surface": shown.surface, "variant": None, "model_version": shown.model_version,
@@ -183,7 +193,7 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
         stored, source = popular_shelves(), "live"
     available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
     page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, available=available)
-    request_id = uuid.uuid4().hex
+    request_id = _request_id(request, "home", source)
     await _log(request, home_impressions(page, user, request_id, dt.datetime.now(dt.UTC)))
     return _json({
         "request_id": request_id, "surface": "home", "user_id": user, "variant": None,
@@ -216,6 +226,7 @@ async def _live_session(request: Request, user: str) -> tuple[list[str], list[st
     try:
         plays = request.app.state.store.recent_plays(user, settings.online.recent_plays)
     except StoreUnavailable as exc:
+        request.app.state.metrics.store_errors.labels("recent_plays").inc()
         log.warning("online store unavailable, next track without the live session: %s", exc)
         return [], []
     session = current_session(plays, settings.online.session_gap_s, time.time())
