@@ -109,7 +109,7 @@ def main() -> None:
             t2 = time.perf_counter()
             print(playnext("batch", "all", env=env, timeout=7200).stdout.strip(), flush=True)
             print(f"precomputed in {time.perf_counter() - t2:.0f} s", flush=True)
-        key = playnext("keys", "create", "--scope", "read", "--quiet", env=env).stdout.strip()
+        key = playnext("keys", "create", "--scope", "read", "--rate", "0", "--quiet", env=env).stdout.strip()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -109,12 +109,16 @@ def keys_create(
     ctx: typer.Context,
     scope: Annotated[list[ScopeName], typer.Option(help="Scope(s) of the key; repeat for several.")],
     name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    rate: Annotated[
+        float | None,
+        typer.Option(min=0, help="Requests/s this key may make per replica (default: rate_limit_per_s; 0: no limit)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
 ) -> None:
     """Make a key. It is shown once; only its hash is stored."""
     from playnext.api.keys import KeyStore
 
-    key, token = KeyStore(settings_of(ctx).keys_file).create([s.value for s in scope], name=name)
+    key, token = KeyStore(settings_of(ctx).keys_file).create([s.value for s in scope], name=name, rate_per_s=rate)
     if quiet:
         print(token)
     else:
@@ -127,10 +131,12 @@ def keys_list(ctx: typer.Context) -> None:
     """List keys (ids, names, scopes, state); secrets are never shown."""
     from playnext.api.keys import KeyStore
 
-    table = Table("key id", "name", "scopes", "created", "state")
+    table = Table("key id", "name", "scopes", "rate/s", "created", "state")
     for key in KeyStore(settings_of(ctx).keys_file).list():
         created = dt.datetime.fromtimestamp(key.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(key.key_id, key.name, ", ".join(key.scopes), created, "revoked" if key.revoked_at else "active")
+        rate = "default" if key.rate_per_s is None else ("unlimited" if key.rate_per_s == 0 else f"{key.rate_per_s:g}")
+        state = "revoked" if key.revoked_at else "active"
+        table.add_row(key.key_id, key.name, ", ".join(key.scopes), rate, created, state)
     out.print(table)
 
 

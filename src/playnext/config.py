@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     # Ingest limits: a batch larger than these is answered 413, never half-read.
     max_batch_events: int = Field(default=5000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Requests per second a key may make on one replica unless the key says otherwise (`keys create --rate`);
+    # 0: unlimited. Bursts of up to two seconds' worth pass.
+    rate_limit_per_s: float = Field(default=1000.0, ge=0)
     # A new log segment is started past this size; only sealed segments are compacted into the lake.
     segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     # A non-empty active segment older than this is sealed, so compaction sees recent events on a quiet server.

@@ -20,6 +20,7 @@ from starlette.responses import Response
 import playnext
 from playnext.api import errors
 from playnext.api.keys import KeyStore
+from playnext.api.limits import RateLimiter, SizeLimits
 from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware
 from playnext.api.routes import events, health, models, surfaces
 from playnext.config import Settings
@@ -73,6 +74,8 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     app.state.metrics = Metrics()
     app.state.metrics.watch(app.state)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s)
+    app.add_middleware(SizeLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     errors.install(app)
     app.router.routes.extend(

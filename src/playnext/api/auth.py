@@ -1,7 +1,8 @@
-"""Bearer-key authentication as a FastAPI dependency: 401 without a valid key, 403 with one of the wrong scope."""
+"""Bearer-key authentication: 401 without a valid key, 403 with one of the wrong scope, 429 over its rate limit."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -24,6 +25,10 @@ def require_scope(scope: str) -> Callable[[Request], ApiKey]:
             raise ApiError(401, "unauthorized", "the API key is unknown or revoked", _CHALLENGE)
         if not key.allows(scope):
             raise ApiError(403, "forbidden", f"this key lacks the '{scope}' scope (it has: {', '.join(key.scopes)})")
+        wait = request.app.state.rate_limiter.allow(key.key_id, key.rate_per_s)
+        if wait:
+            raise ApiError(429, "rate_limited", f"this key is over its rate limit; retry in {wait:.2f} s",
+                           {"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
         return key
 
     check.__name__ = f"require_{scope}"

@@ -32,6 +32,8 @@ class ApiKey(msgspec.Struct, frozen=True):
     secret_sha256: str
     created_at: float
     revoked_at: float | None = None
+    # Requests per second this key may make (per replica); None: the server's default, 0: unlimited.
+    rate_per_s: float | None = None
 
     def allows(self, scope: str) -> bool:
         # admin is a superset: an operator's key can do what any client's can.
@@ -67,10 +69,12 @@ class KeyStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return _Locked(self.path.with_name(f".{self.path.name}.lock"))
 
-    def create(self, scopes: list[str], name: str = "") -> tuple[ApiKey, str]:
+    def create(self, scopes: list[str], name: str = "", rate_per_s: float | None = None) -> tuple[ApiKey, str]:
         bad = [s for s in scopes if s not in SCOPES]
         if bad or not scopes:
             raise ValueError(f"unknown scope(s) {bad or scopes}; choose from {', '.join(SCOPES)}")
+        if rate_per_s is not None and not (0 <= rate_per_s < float("inf")):
+            raise ValueError(f"a rate limit is a number of requests per second >= 0, got {rate_per_s}")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         key = ApiKey(
@@ -79,6 +83,7 @@ class KeyStore:
             scopes=sorted(set(scopes)),
             secret_sha256=_hash(secret),
             created_at=time.time(),
+            rate_per_s=rate_per_s,
         )
         with self._edit():
             content = self._read()
