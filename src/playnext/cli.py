@@ -209,6 +209,7 @@ def events_import(
     from playnext.events.importer import import_events
     from playnext.events.log import LogLocked, event_log_for
     from playnext.events.validation import Clock
+    from playnext.privacy.tombstones import Tombstones
     from playnext.records import UnreadableFile
 
     settings = settings_of(ctx)
@@ -229,6 +230,7 @@ def events_import(
                 fmt=format,
                 chunk_size=min(settings.max_batch_events, 10_000) if url else 10_000,
                 on_progress=lambda done: progress.update(task, completed=done),
+                tombstones=None if url else Tombstones(settings.tombstones_file),
             )
     except (LogLocked, UnreadableFile, CollectorError) as exc:
         fail(str(exc))
@@ -241,6 +243,7 @@ def events_import(
 def events_compact(ctx: typer.Context) -> None:
     """Fold sealed log segments into the lake (Parquet by event date). Safe to rerun; safe to kill."""
     from playnext.events.compaction import CorruptSegment, compact
+    from playnext.privacy.tombstones import Tombstones
 
     settings = settings_of(ctx)
     try:
@@ -252,6 +255,7 @@ def events_compact(ctx: typer.Context) -> None:
                 segment_max_bytes=settings.segment_max_bytes,
                 commit_bytes=settings.compact_commit_bytes,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                tombstones=Tombstones(settings.tombstones_file),
             )
     except CorruptSegment as exc:
         fail(str(exc))
@@ -443,7 +447,7 @@ def main() -> None:
 
 
 # Stage ③'s and ④'s commands live in their own modules and register themselves on ``app``.
-from playnext import cli_models, cli_surfaces  # noqa: E402, F401
+from playnext import cli_models, cli_privacy, cli_surfaces  # noqa: E402, F401
 
 if __name__ == "__main__":
     # Run the ``playnext.cli`` module's app, on which ``cli_models`` registered its commands (not ``__main__``'s).

@@ -228,6 +228,10 @@ class Settings(BaseSettings):
         return self.data_dir / "rewards"
 
     @property
+    def tombstones_file(self) -> Path:
+        return self.data_dir / "tombstones.json"
+
+    @property
     def online_dir(self) -> Path:
         return self.data_dir / "online"
 

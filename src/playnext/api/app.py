@@ -22,7 +22,7 @@ from playnext.api import errors
 from playnext.api.keys import KeyStore
 from playnext.api.limits import RateLimiter, SizeLimits
 from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware
-from playnext.api.routes import events, health, models, surfaces
+from playnext.api.routes import events, health, models, surfaces, users
 from playnext.config import Settings
 from playnext.events.compaction import compact
 from playnext.events.log import EventLog, event_log_for
@@ -31,6 +31,7 @@ from playnext.events.validation import Clock, IngestReport
 from playnext.models.registry import Registry
 from playnext.models.served import ServedModel
 from playnext.online.store import open_store
+from playnext.privacy.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.event_log = event_log
     app.state.model = ServedModel(Registry(settings))
     app.state.store = open_store(settings)
+    app.state.tombstones = Tombstones(settings.tombstones_file)
+    app.state.forget_lock = asyncio.Lock()
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     app.state.metrics = Metrics()
     app.state.metrics.watch(app.state)
@@ -83,6 +86,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     )
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(users.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -105,6 +109,7 @@ async def compact_periodically(settings: Settings) -> None:
                 settings.lake_dir,
                 segment_max_bytes=settings.segment_max_bytes,
                 commit_bytes=settings.compact_commit_bytes,
+                tombstones=Tombstones(settings.tombstones_file),
             )
         except Exception:
             log.exception("background compaction failed; retrying in %s s", settings.compact_interval_s)

@@ -8,10 +8,8 @@ create`` calls never lose each other's keys, and the server notices changes by t
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from playnext.durable import atomic_write
+from playnext.durable import atomic_write, file_lock
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
@@ -67,7 +65,7 @@ class KeyStore:
 
     def _edit(self):  # type: ignore[no-untyped-def]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return _Locked(self.path.with_name(f".{self.path.name}.lock"))
+        return file_lock(self.path.with_name(f".{self.path.name}.lock"), mode=0o600)
 
     def create(self, scopes: list[str], name: str = "", rate_per_s: float | None = None) -> tuple[ApiKey, str]:
         bad = [s for s in scopes if s not in SCOPES]
@@ -123,17 +121,3 @@ class KeyStore:
         if self._cache is None or self._cache[0] != mtime:
             self._cache = (mtime, {k.key_id: k for k in self._read().keys})
         return self._cache[1]
-
-
-class _Locked:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)

@@ -9,6 +9,7 @@ doubled at any point.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 from collections.abc import Callable
@@ -16,14 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from playnext.durable import file_lock
 from playnext.events import framing
 from playnext.events.lake_events import events_table, write_event_partitions
 from playnext.events.log import EventLog, LogLocked, sealed_segments, sidecar_path
 from playnext.events.schema import ARROW_SCHEMA
+from playnext.privacy.tombstones import Tombstones, digest
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,22 @@ def _unique_events(table: pa.Table) -> pa.Table:
     )
 
 
+def _without_forgotten(table: pa.Table, tombstones: Tombstones | None) -> pa.Table:
+    """Drop events of listeners whose data was deleted on request, up to the time of that request."""
+    forgotten = tombstones.forgotten_at() if tombstones is not None else {}
+    if not forgotten or not table.num_rows:
+        return table
+    keep = pa.array(np.ones(table.num_rows, dtype=bool))
+    for user in pc.unique(table["user_id"]).to_pylist():
+        when = forgotten.get(digest(user))
+        if when is None:
+            continue
+        cutoff = pa.scalar(dt.datetime.fromtimestamp(when, dt.UTC), table.schema.field("ts").type)
+        buried = pc.and_(pc.equal(table["user_id"], user), pc.less_equal(table["ts"], cutoff))
+        keep = pc.and_(keep, pc.invert(buried))
+    return table.filter(keep)
+
+
 def _delete_segment(log_dir: Path, seq: int, path: Path) -> int:
     """Delete a compacted segment's events, but only once its ids are in a dedup sidecar: they are the only
     record that those event ids were ever stored. Without one (a writer died sealing it) it stays until the next
@@ -103,6 +123,22 @@ def compact(
     segment_max_bytes: int = 64 * 1024 * 1024,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
     on_progress: Callable[[int, int], None] | None = None,
+    tombstones: Tombstones | None = None,
+) -> CompactionResult:
+    """Fold sealed segments into the lake; ``tombstones`` name listeners whose past events never reach it again.
+    One compaction at a time per lake (the server's own, ``playnext events compact``, a forget request)."""
+    lake_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(lake_dir / "_compaction.lock"):
+        return _compact(log_dir, lake_dir, segment_max_bytes, commit_bytes, on_progress, tombstones)
+
+
+def _compact(
+    log_dir: Path,
+    lake_dir: Path,
+    segment_max_bytes: int,
+    commit_bytes: int,
+    on_progress: Callable[[int, int], None] | None,
+    tombstones: Tombstones | None,
 ) -> CompactionResult:
     result = CompactionResult()
     if not log_dir.exists():
@@ -124,7 +160,7 @@ def compact(
             seq, path = todo.pop(0)
             chunk.append((seq, path))
             size += path.stat().st_size
-        batch = _unique_events(pa.concat_tables(segment_events(p) for _, p in chunk))
+        batch = _without_forgotten(_unique_events(pa.concat_tables(segment_events(p) for _, p in chunk)), tombstones)
         added = write_event_partitions(table, batch, tag=f"seg{chunk[0][0]:012d}-{chunk[-1][0]:012d}")
         last = chunk[-1][0]
         table.commit(add=added, meta={"compacted_through": last})

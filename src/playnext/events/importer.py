@@ -8,6 +8,7 @@ from pathlib import Path
 
 from playnext.events.schema import Event
 from playnext.events.validation import Clock, validate
+from playnext.privacy.tombstones import Tombstones, refuse_forgotten
 from playnext.records import RejectedLines, read_chunks
 
 # Where validated events go: the local log's ``append`` or a ``CollectorClient``. Per event it answers True
@@ -31,12 +32,17 @@ def import_events(
     fmt: str | None = None,
     chunk_size: int = 10_000,
     on_progress: Callable[[int], None] | None = None,
+    tombstones: Tombstones | None = None,
 ) -> ImportReport:
+    """``tombstones``: listeners whose past events are refused (the server applies its own to what it gets)."""
     report = ImportReport(path=path)
     for chunk in read_chunks(path, fmt, chunk_size):
         for line, reason in chunk.errors:
             report.rejected.add(line, reason)
         events, lines, rejections = validate(chunk.records, clock, indexes=chunk.lines)
+        if tombstones is not None:
+            events, lines, refused = refuse_forgotten(events, lines, tombstones)
+            rejections += refused
         for r in rejections:
             report.rejected.add(r.index, r.reason)
         if events:

@@ -9,12 +9,10 @@ carries the writer's bookkeeping (``meta``), e.g. which log segments compaction 
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from playnext.durable import atomic_write, fsync_dir
+from playnext.durable import atomic_write, file_lock, fsync_dir
 
 MANIFEST = "_manifest.json"
 # Files that no manifest names are deleted only when older than this, so a concurrent writer's files that are
@@ -68,16 +66,8 @@ class LakeTable:
     def file_paths(self) -> list[Path]:
         return [self.directory / f.path for f in self.manifest().files]
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / "_manifest.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.directory / "_manifest.lock")
 
     def write_file(self, table: pa.Table, partition: str | None = None, *, tag: str = "part") -> DataFile:
         """Write one Parquet file aside (not yet part of the table) and return its entry for ``commit``."""

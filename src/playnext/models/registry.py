@@ -68,7 +68,7 @@ class ModelVersion:
         return self.derived[key]
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -107,7 +107,7 @@ class Registry:
         try:
             recommender.save(staging / "recommender")
             save_interactions(data, staging / "data")
-            files = {str(p.relative_to(staging)): _sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+            files = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}
             manifest = {
                 "id": version_id,
                 "created": created.isoformat(),
@@ -185,7 +185,7 @@ class Registry:
             path = directory / name
             if not path.is_file():
                 raise CorruptVersion(f"model version {version_id}: {name} is missing")
-            if _sha256(path) != digest:
+            if sha256_of(path) != digest:
                 raise CorruptVersion(f"model version {version_id}: {name} does not match its checksum")
         return manifest
 

@@ -32,6 +32,14 @@ class ServedModel:
             return None
         return (st.st_mtime_ns, st.st_ino)
 
+    def reload(self) -> None:
+        """Load the current version again even if the pointer did not move: its files were rewritten in place
+        (a listener scrubbed from it), and what is in memory must not outlive what is on disk."""
+        with self._lock:
+            self._seen = None
+        self.version = None
+        self.refresh()
+
     def refresh(self) -> bool:
         """Load the pointed-to version if the pointer moved; True when a new version is now served."""
         with self._lock:

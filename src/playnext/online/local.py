@@ -47,6 +47,7 @@ class LocalStore(OnlineStore):
             db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
@@ -115,6 +116,8 @@ class LocalStore(OnlineStore):
             with _transaction(db):
                 db.execute("DELETE FROM lists WHERE user_id = ?", (user_id,))
                 db.execute("DELETE FROM plays WHERE user_id = ?", (user_id,))
+            # Old page images stay in the write-ahead log until a checkpoint; a forgotten listener must not.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def list_users(self, surface: str) -> list[str]:
         with self._errors():

@@ -22,6 +22,7 @@ from playnext.events.log import EventLog, LogUnavailable
 from playnext.events.validation import BadBody, IngestReport, decode_whole, split_body, validate
 from playnext.online.session import plays_of
 from playnext.online.store import Play, StoreUnavailable
+from playnext.privacy.tombstones import refuse_forgotten
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,11 @@ async def ingest_events(request: Request) -> Response:
     if count > settings.max_batch_events:
         raise ApiError(413, "batch_too_large", f"{count} events in one batch; the limit is {settings.max_batch_events}")
     if events is None:
-        events, _, rejections = validate(records, request.app.state.clock)
+        events, indexes, rejections = validate(records, request.app.state.clock)
+    else:
+        indexes = list(range(len(events)))
+    events, _, refused = refuse_forgotten(events, indexes, request.app.state.tombstones)
+    rejections = sorted(rejections + refused, key=lambda r: r.index)
     report = IngestReport()
     if events:
         event_log: EventLog = request.app.state.event_log

@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 EXPOSURE_BACKLOG = 64
 
 
+def user_id_of(value: str) -> str:
+    """A listener id from a path, checked like an event's ``user_id`` (422 otherwise)."""
+    return _id(value, "user id")
+
+
 def _id(value: str, what: str) -> str:
     try:
         msgspec.convert(value, Id)

@@ -1,0 +1,1 @@
+"""Deleting a listener's data on request, and keeping it deleted."""

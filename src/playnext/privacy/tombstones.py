@@ -1,0 +1,82 @@
+"""Tombstones: the listeners whose data was deleted on request, and from when.
+
+Kept as BLAKE2b digests of the listener id with the time of the request, never the id itself: the list of who
+asked to be forgotten must not become personal data of its own. Events of a tombstoned listener stamped at or
+before that time are refused at ingest and dropped at compaction, so neither a retried upload, a replayed export
+nor a log segment written by a process that had not heard of the deletion can bring them back; later events
+(a listener who came back) are new data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import msgspec
+
+from playnext.durable import atomic_write, file_lock
+from playnext.events.schema import Event
+from playnext.events.validation import Rejection
+
+
+def digest(user_id: str) -> str:
+    return hashlib.blake2b(user_id.encode(), digest_size=16, person=b"playnext-forget").hexdigest()
+
+
+class _File(msgspec.Struct):
+    forgotten: dict[str, float] = {}  # digest → seconds since the epoch of the request
+
+
+class Tombstones:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._cache: tuple[int, dict[str, float]] | None = None
+
+    def add(self, user_id: str, at: float | None = None) -> float:
+        """Record the deletion request; returns its time (the first one's, if asked again)."""
+        with file_lock(self.path.with_name(f".{self.path.name}.lock")):
+            current = self._read()
+            when = current.forgotten.setdefault(digest(user_id), time.time() if at is None else at)
+            atomic_write(self.path, msgspec.json.encode(current))
+        return when
+
+    def forgotten_at(self) -> dict[str, float]:
+        """Every tombstone; re-read only when the file changed (it is consulted on every ingest batch)."""
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._cache is None or self._cache[0] != stamp:
+            self._cache = (stamp, self._read().forgotten)
+        return self._cache[1]
+
+    def buried(self, user_id: str, ts: float) -> bool:
+        """Whether an event of ``user_id`` at ``ts`` belongs to a deleted past."""
+        when = self.forgotten_at().get(digest(user_id))
+        return when is not None and ts <= when
+
+    def _read(self) -> _File:
+        if not self.path.exists():
+            return _File()
+        return msgspec.json.decode(self.path.read_bytes(), type=_File)
+
+
+REFUSAL = "the listener's data was deleted on request; events from before that are not accepted"
+
+
+def refuse_forgotten(
+    events: list[Event], indexes: list[int], tombstones: Tombstones
+) -> tuple[list[Event], list[int], list[Rejection]]:
+    """Split a validated batch into the events to store and rejections for the buried ones (free when no
+    listener was ever forgotten)."""
+    if not tombstones.forgotten_at():
+        return events, indexes, []
+    kept, kept_at, refused = [], [], []
+    for event, index in zip(events, indexes, strict=True):
+        if tombstones.buried(event.user_id, event.ts.timestamp()):
+            refused.append(Rejection(index=index, reason=REFUSAL, event_id=event.event_id))
+        else:
+            kept.append(event)
+            kept_at.append(index)
+    return kept, kept_at, refused
