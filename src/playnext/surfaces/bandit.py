@@ -73,8 +73,12 @@ def segment_of(history_len: int, heavy_from: float) -> str:
 
 def heavy_from(version: ModelVersion) -> float:
     """Listeners with more liked items than this (the 80th percentile) are the heavy segment; once per version."""
-    counts = np.diff(version.data.matrix.indptr)
-    return version.derive("heavy_from", lambda: float(np.quantile(counts, 0.8)) if len(counts) else 0.0)
+
+    def quantile() -> float:
+        counts = np.diff(version.data.matrix.indptr)
+        return float(np.quantile(counts, 0.8)) if len(counts) else 0.0
+
+    return version.derive("heavy_from", quantile)
 
 
 def shelf_stats_from_lake(settings: Settings, version: ModelVersion) -> ShelfStats:
