@@ -62,3 +62,37 @@ def test_trending_prefers_items_rising_now() -> None:
     data.recent_counts = np.array([0.0, 2.0], dtype=np.float32)  # item 1: all its plays are recent
     scores = Popularity(trending=True).fit(data).user_scores(np.array([-1]))
     assert scores[0, 1] > scores[0, 0]
+
+
+def test_popularity_answers_from_one_order_per_segment_exactly_as_a_full_selection_would() -> None:
+    from playnext.models.base import CandidateModel
+
+    data = two_tastes(n_users=40, n_items=60)
+    data.user_country = np.array(["SE", "DE", ""] * 13 + ["SE"])
+    for segment in ("global", "country"):
+        model = Popularity(segment=segment).fit(data)
+        users = np.array([0, 5, 17, 39, -1])
+        for exclude in (True, False):
+            fast = model.recommend(users, 25, exclude_seen=exclude)
+            full = CandidateModel.recommend(model, users, 25, exclude_seen=exclude)
+            # The same scores in the same order; among equal scores either may pick any item.
+            assert np.allclose(fast.scores, full.scores), (segment, exclude)
+            for row, user in enumerate(users.tolist()):
+                picked = fast.items[row][fast.items[row] >= 0]
+                assert len(set(picked.tolist())) == len(picked)
+                if exclude and user >= 0:
+                    assert not set(picked.tolist()) & set(data.matrix[user].indices.tolist())
+
+
+def test_top_n_of_pairs_equals_a_dense_selection() -> None:
+    from playnext.models.interactions import top_n, top_n_of_pairs
+
+    rng = np.random.default_rng(1)
+    rows, items = rng.integers(0, 7, 300), rng.integers(0, 1000, 300)
+    keys = np.unique(rows * 1000 + items)
+    rows, items = keys // 1000, keys % 1000
+    scores = rng.normal(size=len(rows)).astype(np.float32)
+    dense = np.full((8, 1000), -np.inf, np.float32)
+    dense[rows, items] = scores
+    got, want = top_n_of_pairs(rows, items, scores, 8, 20), top_n(dense, 20)
+    assert (got.items == want.items).all() and np.allclose(got.scores, want.scores)  # row 7 is empty in both

@@ -109,6 +109,22 @@ def top_n(scores: np.ndarray, n: int) -> Candidates:
     return out
 
 
+def top_n_of_pairs(rows: np.ndarray, items: np.ndarray, scores: np.ndarray, n_rows: int, n: int) -> Candidates:
+    """Row-wise top ``n`` of sparse (row, item, score) triples, best first: a sort over the triples, not a selection
+    over a dense (rows × catalog) block that is almost all empty."""
+    out = Candidates.empty(n_rows, n)
+    finite = np.isfinite(scores)
+    rows, items, scores = rows[finite], items[finite], scores[finite]
+    order = np.lexsort((-scores, rows))
+    rows, items, scores = rows[order], items[order], scores[order]
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    rank = np.arange(len(rows)) - starts[rows]
+    keep = rank < n
+    out.items[rows[keep], rank[keep]] = items[keep]
+    out.scores[rows[keep], rank[keep]] = scores[keep]
+    return out
+
+
 def save_interactions(data: Interactions, path: Path) -> None:
     """What serving needs of the training data: ids, item metadata, histories and sequences (not co-occurrence,
     which the generators that use it keep themselves)."""

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from playnext.models.base import CandidateModel
-from playnext.models.interactions import Interactions
+from playnext.models.interactions import Candidates, Interactions
 
 SEGMENTS = ("global", "country", "genre")
 
@@ -92,6 +92,32 @@ class Popularity(CandidateModel):
         users = np.asarray(users, dtype=np.int64)
         segments = np.where(users >= 0, self.user_segment_[np.where(users >= 0, users, 0)], -1)
         return self.segment_scores(segments)
+
+    def recommend(self, users: np.ndarray, n: int, exclude_seen: bool = True) -> Candidates:
+        """Every listener of a segment shares one order: sort it once per segment, then drop each listener's seen
+        items from its head, instead of a selection over the whole catalog per listener."""
+        if self.params["segment"] == "genre":
+            return super().recommend(users, n, exclude_seen)
+        self._check()
+        users = np.asarray(users, dtype=np.int64)
+        out = Candidates.empty(len(users), n)
+        seen = self.seen(users) if exclude_seen else None
+        longest = int(np.diff(seen.indptr).max(initial=0)) if seen is not None else 0
+        depth = min(n + longest, self.n_items_)
+        if self.params["segment"] == "country":
+            segments = np.where(users >= 0, self.user_segment_[np.where(users >= 0, users, 0)], -1)
+        else:
+            segments = np.full(len(users), -1)
+        for segment in np.unique(segments).tolist():
+            scores = self.segment_scores(np.array([segment]))[0]
+            head = np.argsort(-scores, kind="stable")[:depth]
+            for row in np.flatnonzero(segments == segment).tolist():
+                items = head
+                if seen is not None and seen.indptr[row + 1] > seen.indptr[row]:
+                    items = head[~np.isin(head, seen.indices[seen.indptr[row] : seen.indptr[row + 1]])]
+                items = items[:n]
+                out.items[row, : len(items)], out.scores[row, : len(items)] = items, scores[items]
+        return out
 
     def item_scores(self, items: np.ndarray) -> np.ndarray:
         """Popularity has no notion of similarity: every item's neighbours are the popular items."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from playnext.models.base import CandidateModel
 from playnext.models.features import ItemSide, candidate_features, feature_names
-from playnext.models.interactions import Candidates, Interactions, top_n
+from playnext.models.interactions import Candidates, Interactions, top_n_of_pairs
 from playnext.models.popularity import Popularity
 from playnext.models.ranker import LambdaRanker
 
@@ -109,9 +109,7 @@ class Recommender(CandidateModel):
             lists = self.candidate_lists(chunk, exclude_seen)
             rows, items = self.pool(lists)
             scores = self._pair_scores(chunk, lists, rows, items)
-            dense = np.full((len(chunk), self.n_items_), -np.inf, dtype=np.float32)
-            dense[rows, items] = scores
-            got = top_n(dense, n)
+            got = top_n_of_pairs(rows, items, scores.astype(np.float32), len(chunk), n)
             self._top_up(chunk, got, exclude_seen)
             out.items[at], out.scores[at] = got.items, got.scores
         return out
@@ -122,8 +120,8 @@ class Recommender(CandidateModel):
             return
         extra = self.fallback.recommend(users[short], got.items.shape[1] * 2, exclude_seen)
         for row, more in zip(short.tolist(), extra.items, strict=True):
-            have = got.items[row][got.items[row] >= 0]
-            fill = [i for i in more.tolist() if i >= 0 and i not in set(have.tolist())]
+            have = set(got.items[row][got.items[row] >= 0].tolist())
+            fill = [i for i in more.tolist() if i >= 0 and i not in have]
             free = np.flatnonzero(got.items[row] < 0)
             take = min(len(free), len(fill))
             got.items[row, free[:take]] = fill[:take]

@@ -12,13 +12,15 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
+from playnext.models.item_item import Cooccurrence
 from playnext.models.registry import ModelVersion
 from playnext.surfaces import daily_mix
 from playnext.surfaces.bandit import ShelfStats, heavy_from, order_shelves, segment_of
-from playnext.surfaces.common import Pick, SurfaceList, genres, picks, popular_order
+from playnext.surfaces.common import Pick, SurfaceList, generator, genres, item_vectors, picks, popular_order
 from playnext.surfaces.daily_mix import daily_mixes
 
 NEW_DAYS = 60
+NEW_POOL = 2000
 SPOKEN = ("episode", "audiobook")
 POOL = 300
 
@@ -44,6 +46,33 @@ class HomePage(msgspec.Struct):
     segment: str
     fallback: bool
     model_version: str
+
+
+def _new_releases(version: ModelVersion) -> np.ndarray:
+    """Tracks out in the last ``NEW_DAYS`` days, the ``NEW_POOL`` most popular of them: the shelf orders these by
+    the listener's artists and genres, and a catalog can release tens of thousands in two months."""
+    meta = version.data.meta
+    fresh = np.flatnonzero((meta.item_type == "track") & (meta.release_days >= 0) & (meta.release_days <= NEW_DAYS))
+    popularity = version.recommender.side_.popularity[fresh]
+    return fresh[np.argsort(-popularity, kind="stable")[:NEW_POOL]]
+
+
+def _alike(version: ModelVersion, seed: int, pool: np.ndarray, n: int) -> np.ndarray:
+    """Tracks like ``seed``: its co-occurrence neighbours, then the listener's candidates closest to it in item
+    vectors (a neighbour search over the whole catalog per listener was a fifth of a batch's time)."""
+    kind = version.data.meta.item_type
+    graph = generator(version, Cooccurrence)
+    items = np.zeros(0, np.int64)
+    if graph is not None:
+        row = graph.weights_[seed]
+        items = row.indices[np.argsort(-row.data, kind="stable")].astype(np.int64)
+        items = items[(kind[items] == "track") & (items != seed)][:n]
+    vectors = item_vectors(version)
+    if len(items) < n and vectors is not None:
+        more = pool[(kind[pool] == "track") & (pool != seed) & ~np.isin(pool, items)]
+        more = more[np.argsort(-(vectors[more] @ vectors[seed]), kind="stable")]
+        items = np.concatenate([items, more[: n - len(items)]])
+    return items
 
 
 def shelves(
@@ -72,13 +101,7 @@ def shelves(
     liked_tracks = history[kind[history] == "track"] if len(history) else history
     if len(liked_tracks):
         seed = int(liked_tracks[-1])
-        gens = version.recommender.generators
-        for model in [gens[g] for g in ("cooccurrence", "als") if g in gens] + list(gens.values()):
-            similar = model.similar_items(np.array([seed]), size * 3)
-            items = similar.items[0][similar.items[0] >= 0]
-            items = items[kind[items] == "track"]
-            if len(items) >= size:  # co-occurrence knows few neighbours of a rare track: ask the next model
-                break
+        items = _alike(version, seed, cands, size * 3)
         name = data.meta.name[seed]
         out["because-you-listened"] = Shelf(
             "because-you-listened",
@@ -95,8 +118,7 @@ def shelves(
         "Podcasts and audiobooks for you",
         picks(version, spoken, np.zeros(len(spoken)), ["picked for you"] * len(spoken)),
     )
-    fresh = version.derive("new_releases", lambda: np.flatnonzero(
-        (kind == "track") & (data.meta.release_days >= 0) & (data.meta.release_days <= NEW_DAYS)))  # fmt: skip
+    fresh = version.derive("new_releases", lambda: _new_releases(version))
     if len(fresh):
         mine_c, mine_g = set(creator[history].tolist()), set(genre[history].tolist())
         own = np.isin(creator[fresh], list(mine_c))
@@ -118,7 +140,8 @@ def shelves(
              else "popular with listeners like you") for c in artists[: size * 3]
     ])  # fmt: skip
     popular = popular_order(version, country)
-    popular = popular[kind[popular] == "track"][: size * 3]
+    popular = version.derive(f"popular_tracks/{country}", lambda: popular[kind[popular] == "track"][:POOL])
+    popular = popular[: size * 3]
     title = f"Popular in {country}" if country else "Popular right now"
     out["popular"] = Shelf(
         "popular",
