@@ -30,6 +30,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-server >/dev/null
 fi
+# Chromium (the dashboard's browser test drives it through Playwright; no browser is ever downloaded).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium…"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
+fi
 export PATH="$root/.venv/bin:$PATH"
 # implicit and numpy's BLAS oversubscribe two cores otherwise.
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"

@@ -22,7 +22,7 @@ from playnext.api import errors
 from playnext.api.keys import KeyStore
 from playnext.api.limits import RateLimiter, SizeLimits
 from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware
-from playnext.api.routes import events, health, models, surfaces, users
+from playnext.api.routes import dashboard, events, health, models, surfaces, users
 from playnext.config import Settings
 from playnext.events.compaction import compact
 from playnext.events.log import EventLog, event_log_for
@@ -32,6 +32,7 @@ from playnext.models.registry import Registry
 from playnext.models.served import ServedModel
 from playnext.online.store import open_store
 from playnext.privacy.tombstones import Tombstones
+from playnext.web.data import IngestSampler
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,14 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
         compactor = asyncio.create_task(compact_periodically(settings)) if settings.compact_interval_s > 0 else None
         await asyncio.to_thread(app.state.model.refresh)
         reloader = asyncio.create_task(reload_periodically(app.state.model, settings.models.reload_interval_s))
+        sampler = asyncio.create_task(app.state.ingest_sampler.run())
         try:
             yield
         finally:
-            reloader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reloader
+            for task in (reloader, sampler):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if compactor is not None:
                 compactor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -77,6 +80,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     app.state.metrics = Metrics()
     app.state.metrics.watch(app.state)
+    app.state.ingest_sampler = IngestSampler(app.state.metrics)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s)
     app.add_middleware(SizeLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
@@ -87,6 +91,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(users.router)
+    app.include_router(dashboard.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,1 @@
+"""The operator's dashboard: one static page drawing what ``web.data`` gathers, with plotly.js from its wheel."""
