@@ -1,0 +1,155 @@
+"""A mixed load on a real server: ingest and every surface at once, with the server's memory watched.
+
+    python bench/load.py [--seconds 60] [--connections 8] [--users 2000] [--tracks 5000] [--data DIR]
+
+A world is simulated and a model trained and precomputed (reused with ``--data``), ``playnext serve`` is started,
+and ``--connections`` keep-alive clients send, in random turns, event batches (20 plays, skips and saves from
+random listeners) and GETs of Home, Discover Weekly, Daily Mix, next track, Blend and search. Every answer must be
+a 200 (a 429, 4xx or 5xx is counted as an error); the server's resident memory is sampled every second. Prints
+requests and errors per route, the request rate, and the server's RSS at start, at its peak and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.e2e import Server, env_for, playnext
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
+                   headers: str, body: bytes = b"") -> int:  # fmt: skip
+    extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: load\r\n{headers}{extra}\r\n".encode() + body)
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
+
+
+def _events(rng: random.Random, users: int, tracks: int, n: int) -> bytes:
+    now = dt.datetime.now(dt.UTC)
+    out = []
+    for _ in range(20):
+        kind = rng.choice(["play", "play", "play", "skip", "save"])
+        e = {"type": kind, "event_id": f"load-{n}-{len(out)}-{rng.getrandbits(48)}",
+             "user_id": f"u{rng.randrange(users)}", "item_id": f"t{rng.randrange(tracks)}", "item_type": "track",
+             "ts": (now - dt.timedelta(seconds=rng.randrange(600))).isoformat()}  # fmt: skip
+        if kind == "play":
+            e["ms_played"] = rng.randrange(1000, 240_000)
+        out.append(e)
+    return json.dumps(out).encode()
+
+
+async def load(
+    port: int, key: str, connections: int, seconds: float, users: int, tracks: int
+) -> tuple[Counter, Counter]:
+    headers = f"Authorization: Bearer {key}\r\n"
+    done: Counter = Counter()
+    errors: Counter = Counter()
+    deadline = time.perf_counter() + seconds
+
+    async def client(c: int) -> None:
+        rng = random.Random(c)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        n = 0
+        try:
+            while time.perf_counter() < deadline:
+                u, t = f"u{rng.randrange(users)}", f"t{rng.randrange(tracks)}"
+                route, method, path, body = rng.choice([
+                    ("ingest", "POST", "/v1/events", None),
+                    ("home", "GET", f"/v1/users/{u}/home", b""),
+                    ("discover-weekly", "GET", f"/v1/users/{u}/discover-weekly", b""),
+                    ("daily-mixes", "GET", f"/v1/users/{u}/daily-mixes", b""),
+                    ("next", "GET", f"/v1/users/{u}/next?track={t}", b""),
+                    ("blend", "GET", f"/v1/blend?users={u},u{(int(u[1:]) + 1 + rng.randrange(users - 1)) % users}", b""),
+                    ("search", "GET", f"/v1/search?q={rng.choice(['kalo', 'mira', 'ven'])}&user={u}", b""),
+                ])  # fmt: skip
+                n += 1
+                payload = _events(rng, users, tracks, c * 10**9 + n) if body is None else b""
+                status = await _request(reader, writer, method, path, headers, payload)
+                done[route] += 1
+                if status != 200:
+                    errors[f"{route} {status}"] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(c) for c in range(connections)))
+    return done, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--tracks", type=int, default=5000)
+    parser.add_argument("--data", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or Path(tmp) / "data"
+        env = env_for(data, models__generators='["popularity", "popularity_country", "als", "cooccurrence", "sasrec"]',
+                      models__params='{"sasrec": {"epochs": 1, "max_windows": 1}}')  # fmt: skip
+        if not (data / "models" / "CURRENT").exists():
+            playnext("simulate", "--users", str(args.users), "--tracks", str(args.tracks), "--days", "7", env=env,
+                     timeout=3600)  # fmt: skip
+            playnext("train", "--promote", env=env, timeout=7200)
+            playnext("batch", "all", env=env, timeout=7200)
+        key = playnext("keys", "create", "--scope", "admin", "--rate", "0", "--quiet", env=env).stdout.strip()
+        server = Server(env)
+        try:
+            samples: list[float] = [rss_mb(server.proc.pid)]
+            stop = threading.Event()
+
+            def watch() -> None:
+                while not stop.wait(1.0):
+                    samples.append(rss_mb(server.proc.pid))
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            started = time.perf_counter()
+            done, errors = asyncio.run(load(server.port, key, args.connections, args.seconds, args.users, args.tracks))
+            elapsed = time.perf_counter() - started
+            stop.set()
+            watcher.join()
+            samples.append(rss_mb(server.proc.pid))
+        finally:
+            server.stop()
+    total = sum(done.values())
+    print(f"{total:,} requests in {elapsed:.0f} s at {args.connections} connections: {total / elapsed:,.0f} req/s; "
+          f"errors: {sum(errors.values())}")  # fmt: skip
+    for route, n in sorted(done.items()):
+        print(f"  {route:<16} {n:>8,}")
+    for what, n in errors.items():
+        print(f"  error {what}: {n}")
+    half = len(samples) // 2
+    first, second = max(samples[:half] or samples), max(samples[half:])
+    print(f"server RSS: {samples[0]:.0f} MiB at start, peak {max(samples):.0f} MiB, {samples[-1]:.0f} MiB at the end "
+          f"(peak of the first half {first:.0f} MiB, of the second {second:.0f})")  # fmt: skip
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
