@@ -77,14 +77,15 @@ async def load(
         n = 0
         try:
             while time.perf_counter() < deadline:
-                u, t = f"u{rng.randrange(users)}", f"t{rng.randrange(tracks)}"
+                a = rng.randrange(users)
+                u, t, friend = f"u{a}", f"t{rng.randrange(tracks)}", f"u{(a + 1 + rng.randrange(users - 1)) % users}"
                 route, method, path, body = rng.choice([
                     ("ingest", "POST", "/v1/events", None),
                     ("home", "GET", f"/v1/users/{u}/home", b""),
                     ("discover-weekly", "GET", f"/v1/users/{u}/discover-weekly", b""),
                     ("daily-mixes", "GET", f"/v1/users/{u}/daily-mixes", b""),
                     ("next", "GET", f"/v1/users/{u}/next?track={t}", b""),
-                    ("blend", "GET", f"/v1/blend?users={u},u{(int(u[1:]) + 1 + rng.randrange(users - 1)) % users}", b""),
+                    ("blend", "GET", f"/v1/blend?users={u},{friend}", b""),
                     ("search", "GET", f"/v1/search?q={rng.choice(['kalo', 'mira', 'ven'])}&user={u}", b""),
                 ])  # fmt: skip
                 n += 1
