@@ -103,12 +103,26 @@ def test_bad_queries_are_clear_4xx(client: TestClient, auth: dict, path: str, st
     assert "Traceback" not in got.text and ("message" in got.json() or "detail" in got.json())
 
 
-def test_surfaces_need_a_read_key_and_a_model(settings: Settings) -> None:
+def test_without_a_model_every_surface_answers_popular_items_flagged_fallback(settings: Settings) -> None:
+    from tests.pipelines.lake import write_events
+
+    plays = [{"type": "play", "event_id": f"p{i}", "user_id": f"u{i % 5}", "ts": "2026-11-20T10:00:00Z",
+              "item_id": f"t{i % 3}", "item_type": "track", "ms_played": 200_000} for i in range(30)]  # fmt: skip
+    plays += [{**plays[0], "event_id": "extra", "item_id": "t2"}]
+    write_events(settings, plays)
     with TestClient(create_app(settings.model_copy(update={"compact_interval_s": 0}))) as c:
         assert c.get("/v1/users/u1/discover-weekly").status_code == 401
         _, token = KeyStore(settings.keys_file).create(["read"])
-        got = c.get("/v1/users/u1/discover-weekly", headers={"Authorization": f"Bearer {token}"})
-        assert got.status_code == 503 and "playnext train --promote" in got.json()["message"]
+        auth = {"Authorization": f"Bearer {token}"}
+        for path in ["/v1/users/u1/discover-weekly", "/v1/users/u1/home", "/v1/users/u1/daily-mixes",
+                     "/v1/users/u1/next?track=t1", "/v1/blend?users=u1,u2", "/v1/search?q=song"]:  # fmt: skip
+            got = c.get(path, headers=auth)
+            assert got.status_code == 200, (path, got.text)
+            body = got.json()
+            assert body["fallback"] is True and body["source"] == "fallback" and body["model_version"] is None
+        dw = c.get("/v1/users/u1/discover-weekly?n=2", headers=auth).json()
+        assert [i["item_id"] for i in dw["items"]] == ["t2", "t0"]  # the most played first
+        assert c.get("/v1/users/u1/home", headers=auth).json()["shelves"][0]["items"]
 
 
 def test_daily_mixes_for_known_and_new_listeners(client: TestClient, auth: dict) -> None:

@@ -32,6 +32,7 @@ from playnext.models.registry import Registry
 from playnext.models.served import ServedModel
 from playnext.online.store import open_store
 from playnext.privacy.tombstones import Tombstones
+from playnext.surfaces.without_model import LakeFallback
 from playnext.web.data import IngestSampler
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.model = ServedModel(Registry(settings))
     app.state.store = open_store(settings)
     app.state.tombstones = Tombstones(settings.tombstones_file)
+    app.state.lake_fallback = LakeFallback(settings)
     app.state.forget_lock = asyncio.Lock()
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     app.state.metrics = Metrics()

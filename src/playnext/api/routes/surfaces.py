@@ -73,10 +73,26 @@ def _country(value: str | None) -> str | None:
 
 
 def _version(request: Request) -> ModelVersion:
+    """The served version; routes check for none first and answer from ``_without_model`` then."""
     version = request.app.state.model.version
-    if version is None:
-        raise ApiError(503, "no_model", "no model version is served yet: run `playnext train --promote`")
+    assert version is not None
     return version
+
+
+async def _without_model(request: Request, surface: str, viewers: list[str], n: int, query: str = "") -> Response:
+    """A 200 from the lake's most played items (search: catalog titles), flagged ``fallback``."""
+    fallback = request.app.state.lake_fallback
+    shown = await asyncio.to_thread(fallback.search, query, n) if query else await asyncio.to_thread(
+        fallback.popular, surface, n)  # fmt: skip
+    extra: dict[str, Any] = {"user_id": viewers[0] if len(viewers) == 1 else None}
+    if surface == "home":
+        extra["shelves"] = [{"shelf": "popular", "title": "Popular right now", "position": 0, "propensity": 1.0,
+                             "items": _items(shown)}]  # fmt: skip
+    body = await _shown(request, shown, viewers, extra, "fallback")
+    if surface == "daily-mix":
+        return _json({"user_id": viewers[0], "model_version": None, "fallback": True, "source": "fallback",
+                      "mixes": [{**body, "name": "Popular Mix", "mix": 1}]})  # fmt: skip
+    return _json(body)
 
 
 def _known(version: ModelVersion, user: str) -> bool:
@@ -141,6 +157,8 @@ def _today() -> dt.date:
 
 async def get_discover_weekly(request: Request, user_id: str, n: int, country: str | None) -> Response:
     user, where = _id(user_id, "user id"), _country(country)
+    if request.app.state.model.version is None:
+        return await _without_model(request, "discover-weekly", [user], n)
     version, day = _version(request), _today()
 
     def fallback() -> list[SurfaceList]:
@@ -159,6 +177,8 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
 
 async def get_daily_mixes(request: Request, user_id: str, size: int, country: str | None) -> Response:
     user, where = _id(user_id, "user id"), _country(country)
+    if request.app.state.model.version is None:
+        return await _without_model(request, "daily-mix", [user], size)
     version, day = _version(request), _today()
 
     def popular_mix() -> list[SurfaceList]:  # no taste to split (yet): one mix of what is popular
@@ -182,6 +202,8 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
 
 async def get_home(request: Request, user_id: str, size: int, country: str | None) -> Response:
     user, where = _id(user_id, "user id"), _country(country)
+    if request.app.state.model.version is None:
+        return await _without_model(request, "home", [user], size)
     version, day = _version(request), _today()
     state = request.app.state
     if getattr(state, "shelf_stats_for", None) != version.id:  # learned again for each model version
@@ -214,6 +236,8 @@ async def get_next(
     request: Request, user_id: str, track: str, recent: str | None, n: int, country: str | None
 ) -> Response:
     user, current, where = _id(user_id, "user id"), _id(track, "track"), _country(country)
+    if request.app.state.model.version is None:
+        return await _without_model(request, "next-track", [user], n)
     version = _version(request)
     never: list[str] = []
     if recent is not None:
@@ -242,6 +266,8 @@ async def get_search(request: Request, q: str, user: str | None, n: int) -> Resp
     if not q.strip() or not q.isprintable():
         raise ApiError(422, "invalid", "q must be printable text")
     listener = _id(user, "user id") if user else None
+    if request.app.state.model.version is None:
+        return await _without_model(request, "search", [listener] if listener else [], n, query=q.strip())
     shown = search(_version(request), q.strip(), listener, n=n)
     return _json(await _shown(request, shown, [listener] if listener else [], {"user_id": listener}, "live"))
 
@@ -250,6 +276,8 @@ async def get_blend(request: Request, users: str, n: int) -> Response:
     members = [_id(u, "user id") for u in users.split(",") if u]
     if len(members) > MAX_MEMBERS:
         raise ApiError(422, "invalid", f"a Blend has at most {MAX_MEMBERS} listeners, got {len(members)}")
+    if request.app.state.model.version is None:
+        return await _without_model(request, "blend", list(dict.fromkeys(members)), n)
     try:
         shown = blend(_version(request), members, n=n)
     except BlendError as exc:
