@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--data", type=Path, help="keep (and reuse) the world here")
     parser.add_argument("--no-batch", action="store_true", help="reuse the lists a previous run precomputed")
+    parser.add_argument("--routes", nargs="+", help="only these routes (hello-world is always measured)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
@@ -137,6 +138,8 @@ def main() -> None:
                 "search": [f"/v1/search?q={t}&user={u}" for u, t in zip(users, ["kalo", "ven", "mira", "tor"] * 50,
                                                                                    strict=False)],
             }  # fmt: skip
+            if args.routes:
+                routes = {k: v for k, v in routes.items() if k == "hello-world" or k in args.routes}
             print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'× hello req/s':>14}")
             hello: dict[int, float] = {}
             for name, paths in routes.items():

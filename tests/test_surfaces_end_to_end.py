@@ -18,7 +18,7 @@ def test_every_surface_answers_on_a_simulated_world_and_its_impressions_reach_th
     playnext("simulate", "--users", "300", "--tracks", "800", "--days", "14", env=env)
     playnext("train", "--generators", "popularity,popularity_country,als,cooccurrence", "--promote", env=env)
     batch = playnext("batch", "all", env=env, timeout=300)
-    assert "discover-weekly: 300 listeners" in batch.stdout and "home: 300 listeners" in batch.stdout, batch.stdout
+    assert "discover-weekly 300, daily-mix 300, home 300" in batch.stdout, batch.stdout
     bad = playnext("batch", "discover-weekly", "--day", "next tuesday", env=env, check=False)
     assert bad.returncode == 2 and "--day 'next tuesday' is not a date" in bad.stderr
     key = playnext("keys", "create", "--scope", "read", "--quiet", env=env).stdout.strip()

@@ -54,12 +54,12 @@ def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: s
     finally:
         store.close()
     seconds = time.perf_counter() - started
-    for surface, count in written.items():
-        out.print(
-            f"{surface}: {count:,} listeners from model version {version.id} for {when} "
-            f"in {seconds:.1f} s ({users / max(seconds, 1e-9):,.0f} listeners/s)",
-            highlight=False,
-        )
+    counts = ", ".join(f"{surface} {count:,}" for surface, count in written.items())
+    out.print(
+        f"precomputed for {users:,} listeners ({counts}) from model version {version.id} for {when} "
+        f"in {seconds:.1f} s ({users / max(seconds, 1e-9):,.0f} listeners/s)",
+        highlight=False,
+    )
 
 
 @batch_app.command("discover-weekly")
