@@ -147,6 +147,7 @@ def main() -> None:
         print(f"  error {what}: {n}")
     half = len(samples) // 2
     first, second = max(samples[:half] or samples), max(samples[half:])
+    print("server RSS every 5 s (MiB): " + " ".join(f"{m:.0f}" for m in samples[::5]))
     print(f"server RSS: {samples[0]:.0f} MiB at start, peak {max(samples):.0f} MiB, {samples[-1]:.0f} MiB at the end "
           f"(peak of the first half {first:.0f} MiB, of the second {second:.0f})")  # fmt: skip
     sys.exit(1 if errors else 0)
