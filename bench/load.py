@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e import Server, env_for, playnext
+from bench.common import request, world
+from tests.e2e import Server, playnext
 
 
 def rss_mb(pid: int) -> float:
@@ -33,20 +34,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
-                   headers: str, body: bytes = b"") -> int:  # fmt: skip
-    extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: load\r\n{headers}{extra}\r\n".encode() + body)
-    status = int((await reader.readline()).split()[1])
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return status
 
 
 def _events(rng: random.Random, users: int, tracks: int, n: int) -> bytes:
@@ -90,7 +77,7 @@ async def load(
                 ])  # fmt: skip
                 n += 1
                 payload = _events(rng, users, tracks, c * 10**9 + n) if body is None else b""
-                status = await _request(reader, writer, method, path, headers, payload)
+                status = await request(reader, writer, method, path, headers, payload)
                 done[route] += 1
                 if status != 200:
                     errors[f"{route} {status}"] += 1
@@ -111,13 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
-        env = env_for(data, models__generators='["popularity", "popularity_country", "als", "cooccurrence", "sasrec"]',
-                      models__params='{"sasrec": {"epochs": 1, "max_windows": 1}}')  # fmt: skip
-        if not (data / "models" / "CURRENT").exists():
-            playnext("simulate", "--users", str(args.users), "--tracks", str(args.tracks), "--days", "7", env=env,
-                     timeout=3600)  # fmt: skip
-            playnext("train", "--promote", env=env, timeout=7200)
-            playnext("batch", "all", env=env, timeout=7200)
+        env = world(data, args.users, args.tracks, 7, batch=not (data / "models" / "CURRENT").exists())
         key = playnext("keys", "create", "--scope", "admin", "--rate", "0", "--quiet", env=env).stdout.strip()
         server = Server(env)
         try:

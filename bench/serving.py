@@ -32,21 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 
-from tests.e2e import env_for, playnext
+from bench.common import request, world
+from tests.e2e import playnext
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, headers: str) -> int:
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n".encode())
-    status = int((await reader.readline()).split()[1])
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return status
 
 
 async def load(port: int, paths: list[str], key: str, concurrency: int, seconds: float) -> tuple[float, list[float]]:
@@ -60,7 +49,7 @@ async def load(port: int, paths: list[str], key: str, concurrency: int, seconds:
         try:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                status = await _get(reader, writer, rng.choice(paths), headers)
+                status = await request(reader, writer, "GET", rng.choice(paths), headers)
                 latencies.append(time.perf_counter() - t0)
                 if status != 200:
                     raise RuntimeError(f"HTTP {status}")
@@ -85,31 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
-        env = env_for(
-            data,
-            compact_interval_s="0",
-            models__generators='["popularity", "popularity_country", "als", "cooccurrence", "sasrec"]',
-        )
-        if not (data / "models" / "CURRENT").exists():
-            t0 = time.perf_counter()
-            playnext(
-                "simulate",
-                "--users",
-                str(args.users),
-                "--tracks",
-                str(args.tracks),
-                "--days",
-                str(args.days),
-                env=env,
-                timeout=3600,
-            )
-            t1 = time.perf_counter()
-            playnext("train", "--promote", env=env, timeout=7200)
-            print(f"simulated in {t1 - t0:.0f} s, trained in {time.perf_counter() - t1:.0f} s", flush=True)
-        if not args.no_batch:
-            t2 = time.perf_counter()
-            print(playnext("batch", "all", env=env, timeout=7200).stdout.strip(), flush=True)
-            print(f"precomputed in {time.perf_counter() - t2:.0f} s", flush=True)
+        env = world(data, args.users, args.tracks, args.days, batch=not args.no_batch)
+        env["PLAYNEXT_COMPACT_INTERVAL_S"] = "0"
         key = playnext("keys", "create", "--scope", "read", "--rate", "0", "--quiet", env=env).stdout.strip()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
