@@ -34,10 +34,13 @@ class Tombstones:
         self._cache: tuple[int, dict[str, float]] | None = None
 
     def add(self, user_id: str, at: float | None = None) -> float:
-        """Record the deletion request; returns its time (the first one's, if asked again)."""
+        """Record the deletion request; returns its time. A listener who came back and asks again moves the
+        tombstone forward: everything up to the newest request is buried."""
         with file_lock(self.path.with_name(f".{self.path.name}.lock")):
             current = self._read()
-            when = current.forgotten.setdefault(digest(user_id), time.time() if at is None else at)
+            key = digest(user_id)
+            when = max(current.forgotten.get(key, 0.0), time.time() if at is None else at)
+            current.forgotten[key] = when
             atomic_write(self.path, msgspec.json.encode(current))
         return when
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from playnext.api.auth import scope_dependency
 from playnext.api.errors import ApiError
 from playnext.api.routes.surfaces import user_id_of
+from playnext.online.store import StoreUnavailable
 from playnext.privacy.forget import forget_user
 
 router = APIRouter(dependencies=[Depends(scope_dependency("admin"))], tags=["operations"])
@@ -23,8 +24,10 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     async with state.forget_lock:  # one at a time: each rewrites the lake's files
         try:
             report = await asyncio.to_thread(forget_user, state.settings, user, state.store, event_log=state.event_log)
-        except OSError as exc:
-            raise ApiError(503, "storage_error", f"the deletion could not finish, retry it: {exc}") from None
+        except (OSError, RuntimeError, StoreUnavailable) as exc:
+            # A full disk, a pipeline committing to a feature table at the same moment, a store that is down:
+            # every step is safe to repeat, and the tombstone already keeps the listener's past out.
+            raise ApiError(503, "retry", f"the deletion could not finish; it is safe to send again: {exc}") from None
     if report.model_versions:
         await asyncio.to_thread(state.model.reload)
     state.pending_lists.clear()
