@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from playnext.experiments.definitions import Experiment, check_experiments
+
 
 def _config_file() -> Path | None:
     named = os.environ.get("PLAYNEXT_CONFIG")
@@ -170,6 +172,10 @@ class Settings(BaseSettings):
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     online: OnlineSettings = Field(default_factory=OnlineSettings)
+    # A/B tests, ``[experiments.NAME]``; see ``playnext.experiments.definitions``.
+    experiments: dict[str, Experiment] = Field(default_factory=dict)
+    # Listeners kept out of every experiment (the global holdout).
+    experiment_holdout_share: float = Field(default=0.0, ge=0, lt=1)
     rewards: dict[str, RewardSettings] = Field(default_factory=lambda: dict(DEFAULT_REWARDS))
 
     @field_validator("rewards")
@@ -177,6 +183,12 @@ class Settings(BaseSettings):
     def _with_default_rewards(cls, value: dict[str, RewardSettings]) -> dict[str, RewardSettings]:
         """Configured rewards add to (or redefine) the built-in ones instead of hiding them."""
         return {**DEFAULT_REWARDS, **value}
+
+    @field_validator("experiments")
+    @classmethod
+    def _experiments_fit(cls, value: dict[str, Experiment]) -> dict[str, Experiment]:
+        check_experiments(value)
+        return value
 
     @field_validator("data_dir")
     @classmethod

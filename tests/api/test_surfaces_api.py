@@ -373,3 +373,23 @@ def test_metrics_request_ids_and_json_logs(client: TestClient, auth: dict) -> No
         request_id.reset(token)
     assert json.loads(line) | {"ts": None} == {"ts": None, "level": "warning", "logger": "x", "message": "hello you",
                                                "request_id": "abc123"}  # fmt: skip
+
+
+def test_every_answer_and_its_impressions_carry_the_listeners_variant(served: Settings, auth: dict) -> None:
+    from playnext.experiments.assignment import Assigner
+    from playnext.experiments.definitions import Experiment
+
+    experiment = Experiment(variants={"control": {"share": 0.5}, "capped": {"share": 0.5}})
+    with_experiment = served.model_copy(update={"experiments": {"dw-cap": experiment}})
+    with TestClient(create_app(with_experiment)) as c:
+        expected = Assigner({"dw-cap": experiment}).assign("u3")[0].label
+        body = c.get("/v1/users/u3/discover-weekly?n=3", headers=auth).json()
+        assert body["variant"] == expected
+        assert c.get("/v1/users/u3/home", headers=auth).json()["variant"] == expected
+        blend = c.get("/v1/blend?users=u3,u30&n=4", headers=auth).json()
+        assert blend["variants"]["u3"] == expected and set(blend["variants"]) == {"u3", "u30"}
+        c.app.state.event_log.rotate()
+        compact(served.log_dir, served.lake_dir)
+        rows = connect(served).execute("SELECT DISTINCT variant FROM events WHERE request_id = ?",
+                                       [body["request_id"]]).fetchall()  # fmt: skip
+        assert rows == [(expected,)]

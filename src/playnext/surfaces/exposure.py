@@ -20,11 +20,13 @@ def _impression(event_id: str, user: str, pick: Pick, surface: str, position: in
 
 
 def impressions(shown: SurfaceList, user_ids: list[str], request_id: str, at: dt.datetime,
-                variant: str | None = None) -> list[Impression]:  # fmt: skip
-    """One impression per item and viewer. These surfaces are deterministic given the request, so every
-    position was shown with probability 1: the propensity off-policy estimates need."""
+                variants: dict[str, str | None] | None = None) -> list[Impression]:  # fmt: skip
+    """One impression per item and viewer, with the viewer's experiment variants. These surfaces are
+    deterministic given the request, so every position was shown with probability 1: the propensity off-policy
+    estimates need."""
+    variants = variants or {}
     return [
-        _impression(f"{request_id}-{n}-{pos}", user, pick, shown.surface, pos, request_id, at, variant, 1.0)
+        _impression(f"{request_id}-{n}-{pos}", user, pick, shown.surface, pos, request_id, at, variants.get(user), 1.0)
         for n, user in enumerate(user_ids)
         for pos, pick in enumerate(shown.items)
     ]

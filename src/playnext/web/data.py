@@ -111,5 +111,9 @@ def model_versions(settings: Settings, served: str | None) -> list[dict[str, Any
 
 
 def experiments(settings: Settings) -> list[dict[str, Any]]:
-    """Running experiments with their verdicts; none until experiments exist (issue 6)."""
-    return []
+    """Running experiments, with their verdict once ``playnext experiment analyze`` exists to give one."""
+    return [
+        {"name": name, "layer": exp.layer, "traffic": exp.traffic, "variants": sorted(exp.variants),
+         "verdict": "not analysed yet"}
+        for name, exp in sorted(settings.experiments.items()) if exp.running
+    ]  # fmt: skip

@@ -1,11 +1,11 @@
 """Surface routes: parse and validate, find or compute the lists, log what was shown, answer.
 
-Every answer carries a request id, the experiment variant (none until experiments exist), the model version, a
-``fallback`` flag, where the list came from (``source``: precomputed, computed, fallback or live) and a reason per
-item; every shown list is written to the event log as impressions before the answer goes out, like any
-acknowledged event. An unknown listener is a 200 with cold-start content, computed on the spot and never stored
-(arbitrary ids must not fill the online store). Answers are encoded by msgspec: FastAPI's own encoder cost more
-than the whole lookup of a precomputed list.
+Every answer carries a request id, the listener's experiment variants (``experiments.assignment``), the model
+version, a ``fallback`` flag, where the list came from (``source``: precomputed, computed, fallback or live) and a
+reason per item; every shown list is handed to the event log as impressions, with those variants, before the answer
+goes out (see ``_log`` for why it does not wait for their fsync). An unknown listener is a 200 with cold-start
+content, computed on the spot and never stored (arbitrary ids must not fill the online store). Answers are encoded
+by msgspec: FastAPI's own encoder cost more than the whole lookup of a precomputed list.
 """
 
 from __future__ import annotations
@@ -140,13 +140,22 @@ def _request_id(request: Request, surface: str, source: str) -> str:
     return request_id.get() or uuid.uuid4().hex
 
 
+def _variants(request: Request, viewers: list[str]) -> dict[str, str | None]:
+    """Each viewer's experiment variants as one label ("experiment:variant" per layer), or None outside any."""
+    assigner = request.app.state.assigner
+    return {v: ",".join(a.label for a in assigner.assign(v)) or None for v in viewers}
+
+
 async def _shown(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any],
                  source: str) -> dict[str, Any]:  # fmt: skip
     request_id = _request_id(request, shown.surface, source)
-    await _log(request, impressions(shown, viewers, request_id, dt.datetime.now(dt.UTC)))
+    variants = _variants(request, viewers)
+    await _log(request, impressions(shown, viewers, request_id, dt.datetime.now(dt.UTC), variants))
+    variant = variants[viewers[0]] if len(viewers) == 1 else None
     return {
-        "request_id": request_id, "surface": shown.surface, "variant": None, "model_version": shown.model_version,
+        "request_id": request_id, "surface": shown.surface, "variant": variant, "model_version": shown.model_version,
         "fallback": shown.fallback or source == "fallback", "source": source, **extra, **shown.meta,
+        **({"variants": variants} if len(viewers) > 1 else {}),
         "items": _items(shown),
     }  # fmt: skip
 
@@ -221,9 +230,10 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
     available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
     page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, available=available)
     request_id = _request_id(request, "home", source)
-    await _log(request, home_impressions(page, user, request_id, dt.datetime.now(dt.UTC)))
+    variant = _variants(request, [user])[user]
+    await _log(request, home_impressions(page, user, request_id, dt.datetime.now(dt.UTC), variant))
     return _json({
-        "request_id": request_id, "surface": "home", "user_id": user, "variant": None,
+        "request_id": request_id, "surface": "home", "user_id": user, "variant": variant,
         "model_version": page.model_version, "fallback": page.fallback or source == "fallback", "source": source,
         "segment": page.segment,
         "shelves": [{"shelf": s.id, "title": s.title, "position": n, "propensity": round(s.propensity, 4),

@@ -1,0 +1,1 @@
+"""Experiments: definitions, assignment, and (to come) metrics and analysis."""
