@@ -122,20 +122,23 @@ def scrub_models(settings: Settings, user_id: str, when: str) -> list[str]:
                        users_file)  # fmt: skip
         n_users = len(ids)
         for npz in sorted(version.rglob("*.npz")):
-            _zero_listener_rows(npz, row, n_users)
+            # Only arrays known to be per listener: shapes alone cannot tell (a catalog can have exactly as many
+            # items as there are listeners).
+            _zero_listener_rows(npz, row, n_users, ragged=npz.name == "history.npz")
         _rehash(version, when)
         scrubbed.append(version.name)
     return scrubbed
 
 
-def _zero_listener_rows(path: Path, row: int, n_users: int) -> None:
-    """Remove the listener from one ``.npz``: their row of every per-listener array (first axis = listeners) is
-    zeroed, and their entries of every ragged structure indexed by a pointer over listeners (``indptr``,
-    ``played_indptr``, ``seq_ptr`` with the arrays sharing its prefix) are cut out."""
+def _zero_listener_rows(path: Path, row: int, n_users: int, *, ragged: bool) -> None:
+    """Remove the listener from one ``.npz``: their row of every listener-factor array (named ``user…``, first
+    axis = listeners) is zeroed, and in a version's history (``ragged``) their entries of every structure indexed
+    by a pointer over listeners (``indptr``, ``played_indptr``, ``seq_ptr`` with the arrays sharing its prefix)
+    are cut out."""
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     changed = False
-    pointers = [k for k in arrays if k.endswith(("indptr", "_ptr")) and arrays[k].shape == (n_users + 1,)]
+    pointers = [k for k in arrays if ragged and k.endswith(("indptr", "_ptr")) and arrays[k].shape == (n_users + 1,)]
     prefixes = {name: name.removesuffix("indptr").removesuffix("ptr") for name in pointers}
     for name in pointers:
         ptr = arrays[name].copy()
@@ -150,7 +153,8 @@ def _zero_listener_rows(path: Path, row: int, n_users: int) -> None:
         arrays[name] = ptr
         changed = changed or hi > lo
     for name, array in arrays.items():
-        if name not in pointers and array.ndim == 2 and array.shape[0] == n_users and array.dtype.kind == "f":
+        per_listener = name.rsplit(".", 1)[-1].startswith("user") and array.ndim == 2 and array.shape[0] == n_users
+        if name not in pointers and per_listener and array.dtype.kind == "f":
             array[row] = 0
             changed = True
     if changed:

@@ -179,8 +179,8 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
         lists, source = await lists_for(request, version, "discover-weekly", user, day, fallback)
     else:
         lists, source = fallback(), "live"
-    shown = lists[0]
-    shown.items = shown.items[:n]
+    # A copy: concurrent requests for one listener share a computed list, and may ask for different lengths.
+    shown = msgspec.structs.replace(lists[0], items=lists[0].items[:n])
     return _json(await _shown(request, shown, [user], {"user_id": user}, source))
 
 
@@ -202,9 +202,9 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         mixes, source = [], "live"
     mixes = mixes or popular_mix()
     answers = []
-    for mix in mixes:
-        mix.items = mix.items[:size]
-        answers.append(await _shown(request, mix, [user], {"user_id": user}, source))
+    for mix in mixes:  # copies, as in Discover Weekly
+        answers.append(await _shown(request, msgspec.structs.replace(mix, items=mix.items[:size]), [user],
+                                    {"user_id": user}, source))  # fmt: skip
     return _json({"user_id": user, "model_version": version.id, "fallback": answers[0]["fallback"],
                   "source": source, "mixes": answers})  # fmt: skip
 
