@@ -97,6 +97,10 @@ def test_a_forgotten_listener_leaves_no_trace_and_cannot_come_back(tmp_path: Pat
     assert Registry(settings).verify(Registry(settings).current_id())["scrubbed"]
     version = Registry(settings).load(Registry(settings).current_id())
     assert TARGET not in set(version.data.users.tolist()) and OTHER in set(version.data.users.tolist())
+    gone = [i for i, u in enumerate(version.data.users.tolist()) if u.startswith("forgotten-")]
+    assert len(gone) == 1 and version.data.matrix[gone[0]].nnz == 0 and len(version.data.sequence(gone[0])) == 0
+    als = version.recommender.generators["als"]
+    assert not als.user_factors_[gone[0]].any() and als.user_factors_[gone[0] - 1].any()
     assert f"{digest(TARGET)}" in Tombstones(settings.tombstones_file).forgotten_at()
     assert TARGET.encode() not in settings.tombstones_file.read_bytes()
     # A replayed export of their past is refused by the importer, line by line…
