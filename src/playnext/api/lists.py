@@ -52,6 +52,8 @@ async def lists_for(
     state = request.app.state
     store: OnlineStore = state.store
     try:
+        if store.remote:
+            return await asyncio.to_thread(precomputed.lookup, store, version, surface, user_id, day), "precomputed"
         return precomputed.lookup(store, version, surface, user_id, day), "precomputed"
     except LookupError:
         pass

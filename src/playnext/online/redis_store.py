@@ -28,6 +28,8 @@ WRITE_CHUNK = 1_000  # commands per pipeline round trip in bulk writes
 
 
 class RedisStore(OnlineStore):
+    remote = True
+
     def __init__(
         self, url: str, *, keep: int = 100, prefix: str = "playnext:", timeout_s: float = 0.25,
         cooldown_s: float = 1.0,

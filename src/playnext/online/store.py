@@ -37,6 +37,10 @@ class Play:
 
 
 class OnlineStore(ABC):
+    # A store across the network is read from a worker thread, so that a slow or dead server never holds the event
+    # loop; an in-process one (microseconds a read) is read in place.
+    remote: bool = False
+
     @abstractmethod
     def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]]) -> int:
         """Store each listener's encoded list for ``surface``, replacing what was there; returns how many."""

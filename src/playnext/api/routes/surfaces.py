@@ -261,9 +261,12 @@ async def get_next(
 async def _live_session(request: Request, user: str) -> tuple[list[str], list[str]]:
     """(the session's plays, oldest first; every recent play and skip) from the online store, or nothing when the
     store is down: next track then works from the listener's history alone."""
-    settings = request.app.state.settings
+    settings, store = request.app.state.settings, request.app.state.store
     try:
-        plays = request.app.state.store.recent_plays(user, settings.online.recent_plays)
+        if store.remote:
+            plays = await asyncio.to_thread(store.recent_plays, user, settings.online.recent_plays)
+        else:
+            plays = store.recent_plays(user, settings.online.recent_plays)
     except StoreUnavailable as exc:
         request.app.state.metrics.store_errors.labels("recent_plays").inc()
         log.warning("online store unavailable, next track without the live session: %s", exc)
