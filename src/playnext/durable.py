@@ -1,12 +1,16 @@
-"""Writing files so that a crash leaves the old content or the new, never a mix: write aside, fsync, rename."""
+"""Writing files so that a crash leaves the old content or the new, never a mix: write aside, fsync, rename; and
+reading small state files that other processes replace that way."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 def fsync_dir(directory: Path) -> None:
@@ -43,3 +47,22 @@ def file_lock(path: Path, mode: int = 0o644) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+class ReadWhenChanged(Generic[T]):
+    """A file's parsed content, read again only when the file changed (another process replaced it with
+    ``atomic_write``): for state consulted on every request, such as API keys and tombstones."""
+
+    def __init__(self, path: Path, parse: Callable[[bytes], T], missing: Callable[[], T]) -> None:
+        self.path, self.parse, self.missing = path, parse, missing
+        self._cache: tuple[tuple[int, int], T] | None = None
+
+    def get(self) -> T:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return self.missing()
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if self._cache is None or self._cache[0] != stamp:
+            self._cache = (stamp, self.parse(self.path.read_bytes()))
+        return self._cache[1]

@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from playnext.durable import atomic_write, file_lock
+from playnext.durable import ReadWhenChanged, atomic_write, file_lock
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
@@ -53,7 +53,9 @@ class UnknownKey(LookupError):
 class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._cache: tuple[float, dict[str, ApiKey]] | None = None
+        self._live = ReadWhenChanged(
+            self.path, lambda raw: {k.key_id: k for k in msgspec.json.decode(raw, type=_KeyFile).keys}, dict
+        )
 
     def _read(self) -> _KeyFile:
         if not self.path.exists():
@@ -114,10 +116,4 @@ class KeyStore:
         return key if hmac.compare_digest(key.secret_sha256, _hash(parts[2])) else None
 
     def _by_id(self) -> dict[str, ApiKey]:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        if self._cache is None or self._cache[0] != mtime:
-            self._cache = (mtime, {k.key_id: k for k in self._read().keys})
-        return self._cache[1]
+        return self._live.get()

@@ -76,6 +76,10 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+
+
 def code_version() -> str:
     """The package version, plus the git commit when running from a checkout."""
     try:
@@ -119,13 +123,22 @@ class Registry:
                 if p.is_file():
                     with open(p, "rb") as fh:
                         os.fsync(fh.fileno())
-            atomic_write(staging / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+            _write_manifest(staging, manifest)
             os.replace(staging, self.versions_dir / version_id)
             fsync_dir(self.versions_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return version_id
+
+    def reseal(self, version_id: str, note: dict[str, Any]) -> None:
+        """After files of a version were rewritten in place (a listener scrubbed from it): hash them again, so the
+        version still verifies, and record why in its manifest (``scrubbed``)."""
+        directory = self.version_dir(version_id)
+        manifest = self.manifest(version_id)
+        manifest["files"] = {name: sha256_of(directory / name) for name in manifest.get("files", {})}
+        manifest.setdefault("scrubbed", []).append(note)
+        _write_manifest(directory, manifest)
 
     def _pointer(self) -> dict[str, Any]:
         path = self.root / POINTER
@@ -167,10 +180,20 @@ class Registry:
     def current_id(self) -> str | None:
         return self._pointer()["version"]
 
-    def manifest(self, version_id: str) -> dict[str, Any]:
+    def ids(self) -> list[str]:
+        """Every published version, oldest first (not verified: see ``list``)."""
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(d.name for d in self.versions_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+    def version_dir(self, version_id: str) -> Path:
         directory = self.versions_dir / version_id
         if not directory.is_dir() or "/" in version_id or version_id.startswith("."):
             raise UnknownVersion(f"no model version {version_id!r} in {self.versions_dir}")
+        return directory
+
+    def manifest(self, version_id: str) -> dict[str, Any]:
+        directory = self.version_dir(version_id)
         try:
             return json.loads((directory / MANIFEST).read_text())
         except FileNotFoundError:
@@ -202,16 +225,12 @@ class Registry:
 
     def list(self) -> list[dict[str, Any]]:
         out = []
-        if not self.versions_dir.is_dir():
-            return out
         current = self.current_id()
-        for directory in sorted(self.versions_dir.iterdir()):
-            if not directory.is_dir() or directory.name.startswith("."):
-                continue
+        for version_id in self.ids():
             try:
-                manifest = self.verify(directory.name)  # hashes every file: a listing never vouches for damage
-                status = "served" if directory.name == current else "ok"
+                manifest = self.verify(version_id)  # hashes every file: a listing never vouches for damage
+                status = "served" if version_id == current else "ok"
             except RegistryError as exc:
-                manifest, status = {"id": directory.name}, f"corrupt: {exc}"
+                manifest, status = {"id": version_id}, f"corrupt: {exc}"
             out.append({**manifest, "status": status})
         return out

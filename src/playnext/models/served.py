@@ -32,24 +32,18 @@ class ServedModel:
             return None
         return (st.st_mtime_ns, st.st_ino)
 
-    def reload(self) -> None:
-        """Load the current version again even if the pointer did not move: its files were rewritten in place
-        (a listener scrubbed from it), and what is in memory must not outlive what is on disk."""
-        with self._lock:
-            self._seen = None
-        self.version = None
-        self.refresh()
-
-    def refresh(self) -> bool:
-        """Load the pointed-to version if the pointer moved; True when a new version is now served."""
+    def refresh(self, force: bool = False) -> bool:
+        """Load the pointed-to version if the pointer moved; True when a new version is now served. ``force``
+        loads it again even if not: its files were rewritten in place (a listener scrubbed from it), and what is in
+        memory must not outlive what is on disk. The old version serves until the new one is loaded."""
         with self._lock:
             stamp = self._stamp()
-            if stamp == self._seen:
+            if stamp == self._seen and not force:
                 return False
             self._seen = stamp
             try:
                 wanted = self.registry.current_id()
-                if wanted is None or (self.version is not None and self.version.id == wanted):
+                if wanted is None or (not force and self.version is not None and self.version.id == wanted):
                     self.error = None
                     return False
                 loaded = self.registry.load(wanted)

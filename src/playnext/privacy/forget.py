@@ -9,14 +9,14 @@ In order, each step safe to repeat if the previous run died half-way:
    without them, and swapped in by one manifest commit per table (the old files are then deleted);
 4. the online store: precomputed lists and recent plays;
 5. model versions: the listener's id in a version's training data becomes an anonymous placeholder, and every
-   per-listener array (their interactions, their factors) is zeroed; the version's file hashes are recomputed, so
-   it still verifies, and its manifest records the scrub. A model's item side, learned from everyone, stays.
+   per-listener array (their interactions, their factors) is zeroed; ``Registry.reseal`` hashes the files again,
+   so the version still verifies, and records the scrub in its manifest. A model's item side, learned from
+   everyone, stays.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +27,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playnext.config import Settings
-from playnext.durable import atomic_write
 from playnext.events.compaction import compact
 from playnext.events.lake_events import events_table
 from playnext.events.log import EventLog, LogLocked, event_log_for
 from playnext.lake.table import LakeTable
-from playnext.models.registry import MANIFEST, sha256_of
+from playnext.models.registry import Registry
 from playnext.online.store import OnlineStore
 from playnext.privacy.tombstones import Tombstones
 
@@ -106,11 +105,12 @@ def scrub_table(table: LakeTable, user_id: str) -> tuple[int, int]:
 
 def scrub_models(settings: Settings, user_id: str, when: str) -> list[str]:
     """Scrub the listener from every model version that was trained on them; returns those versions' ids."""
-    root = settings.models_dir / "versions"
+    registry = Registry(settings)
     scrubbed = []
-    for version in sorted(root.iterdir()) if root.is_dir() else []:
+    for version_id in registry.ids():
+        version = registry.version_dir(version_id)
         users_file = version / "data" / "users.parquet"
-        if version.name.startswith(".") or not users_file.exists():
+        if not users_file.exists():
             continue
         users = pq.read_table(users_file)
         ids = users["id"].to_pylist()
@@ -120,13 +120,12 @@ def scrub_models(settings: Settings, user_id: str, when: str) -> list[str]:
         ids[row] = f"forgotten-{secrets.token_hex(8)}"
         pq.write_table(users.set_column(users.schema.get_field_index("id"), "id", pa.array(ids, pa.string())),
                        users_file)  # fmt: skip
-        n_users = len(ids)
         for npz in sorted(version.rglob("*.npz")):
             # Only arrays known to be per listener: shapes alone cannot tell (a catalog can have exactly as many
             # items as there are listeners).
-            _zero_listener_rows(npz, row, n_users, ragged=npz.name == "history.npz")
-        _rehash(version, when)
-        scrubbed.append(version.name)
+            _zero_listener_rows(npz, row, len(ids), ragged=npz.name == "history.npz")
+        registry.reseal(version_id, {"at": when, "reason": "a listener's data was deleted on request"})
+        scrubbed.append(version_id)
     return scrubbed
 
 
@@ -161,13 +160,3 @@ def _zero_listener_rows(path: Path, row: int, n_users: int, *, ragged: bool) -> 
         tmp = path.with_name(f".{path.name}.tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(path)
-
-
-def _rehash(version: Path, when: str) -> None:
-    manifest_path = version / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    files = manifest.get("files", {})
-    for rel in list(files):
-        files[rel] = sha256_of(version / rel)
-    manifest.setdefault("scrubbed", []).append({"at": when, "reason": "a listener's data was deleted on request"})
-    atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from playnext.durable import atomic_write, file_lock
+from playnext.durable import ReadWhenChanged, atomic_write, file_lock
 from playnext.events.schema import Event
 from playnext.events.validation import Rejection
 
@@ -31,7 +31,7 @@ class _File(msgspec.Struct):
 class Tombstones:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._cache: tuple[int, dict[str, float]] | None = None
+        self._live = ReadWhenChanged(self.path, lambda raw: msgspec.json.decode(raw, type=_File).forgotten, dict)
 
     def add(self, user_id: str, at: float | None = None) -> float:
         """Record the deletion request; returns its time. A listener who came back and asks again moves the
@@ -46,13 +46,7 @@ class Tombstones:
 
     def forgotten_at(self) -> dict[str, float]:
         """Every tombstone; re-read only when the file changed (it is consulted on every ingest batch)."""
-        try:
-            stamp = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        if self._cache is None or self._cache[0] != stamp:
-            self._cache = (stamp, self._read().forgotten)
-        return self._cache[1]
+        return self._live.get()
 
     def buried(self, user_id: str, ts: float) -> bool:
         """Whether an event of ``user_id`` at ``ts`` belongs to a deleted past."""

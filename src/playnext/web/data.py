@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-import json
 import time
 from typing import Any
 
@@ -95,18 +94,20 @@ def events_by_type(settings: Settings) -> dict[str, int]:
 
 
 def model_versions(settings: Settings, served: str | None) -> list[dict[str, Any]]:
-    root = settings.models_dir / "versions"
+    from playnext.models.registry import Registry, RegistryError
+
+    registry = Registry(settings)
     out = []
-    for directory in sorted(root.iterdir()) if root.is_dir() else []:
+    for version_id in registry.ids():
         try:
-            manifest = json.loads((directory / "manifest.json").read_text())
-        except (OSError, ValueError):
+            manifest = registry.manifest(version_id)
+        except RegistryError:
             continue
         ndcg = None
         for report in manifest.get("metrics") or []:
             ndcg = (report.get("metrics", {}).get("all", {}) or {}).get("ndcg@20", ndcg)
-        out.append({"id": directory.name, "created": manifest.get("created"), "ndcg@20": ndcg,
-                    "generators": manifest.get("generators"), "served": directory.name == served})  # fmt: skip
+        out.append({"id": version_id, "created": manifest.get("created"), "ndcg@20": ndcg,
+                    "generators": manifest.get("generators"), "served": version_id == served})  # fmt: skip
     return out
 
 

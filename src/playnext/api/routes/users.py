@@ -29,6 +29,6 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
             # every step is safe to repeat, and the tombstone already keeps the listener's past out.
             raise ApiError(503, "retry", f"the deletion could not finish; it is safe to send again: {exc}") from None
     if report.model_versions:
-        await asyncio.to_thread(state.model.reload)
+        await asyncio.to_thread(state.model.refresh, True)
     state.pending_lists.clear()
     return dataclasses.asdict(report)
