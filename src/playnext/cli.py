@@ -447,7 +447,7 @@ def main() -> None:
 
 
 # Stage ③'s and ④'s commands live in their own modules and register themselves on ``app``.
-from playnext import cli_models, cli_privacy, cli_surfaces  # noqa: E402, F401
+from playnext import cli_experiments, cli_models, cli_privacy, cli_surfaces  # noqa: E402, F401
 
 if __name__ == "__main__":
     # Run the ``playnext.cli`` module's app, on which ``cli_models`` registered its commands (not ``__main__``'s).

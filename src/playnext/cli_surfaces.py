@@ -24,6 +24,7 @@ Version = Annotated[str | None, typer.Option("--version", help="Model version; d
 
 
 def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: str | None) -> None:
+    from playnext.experiments.ramp import LiveTreatments
     from playnext.models.registry import Registry, RegistryError
     from playnext.online.store import StoreUnavailable, open_store
     from playnext.surfaces.precomputed import precompute
@@ -47,7 +48,7 @@ def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: s
     try:
         with count_progress("listeners") as progress:
             task = progress.add_task(", ".join(surfaces), total=users)
-            written = precompute(version, store, surfaces, when,
+            written = precompute(version, store, surfaces, when, treatments=LiveTreatments(settings),
                                  on_progress=lambda done: progress.update(task, completed=done))  # fmt: skip
     except StoreUnavailable as exc:
         fail(str(exc), code=1)

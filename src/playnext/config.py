@@ -240,6 +240,11 @@ class Settings(BaseSettings):
         return self.data_dir / "rewards"
 
     @property
+    def experiments_dir(self) -> Path:
+        """Per experiment: its looks, latest analysis and ramp state."""
+        return self.data_dir / "experiments"
+
+    @property
     def tombstones_file(self) -> Path:
         return self.data_dir / "tombstones.json"
 

@@ -29,7 +29,7 @@ from playnext.events.compaction import compact
 from playnext.events.log import EventLog, event_log_for
 from playnext.events.schema import Event
 from playnext.events.validation import Clock, IngestReport
-from playnext.experiments.assignment import Assigner
+from playnext.experiments.ramp import LiveTreatments
 from playnext.models.registry import Registry
 from playnext.models.served import ServedModel
 from playnext.online.store import open_store
@@ -81,7 +81,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.store = open_store(settings)
     app.state.tombstones = Tombstones(settings.tombstones_file)
     app.state.lake_fallback = LakeFallback(settings)
-    app.state.assigner = Assigner(settings.experiments, settings.experiment_holdout_share)
+    app.state.treatments = LiveTreatments(settings)
     app.state.forget_lock = asyncio.Lock()
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     app.state.metrics = Metrics()

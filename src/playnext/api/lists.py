@@ -18,6 +18,7 @@ from typing import Literal
 from prometheus_client import Counter
 from starlette.requests import Request
 
+from playnext.experiments.treatment import CONTROL, Treatment
 from playnext.models.registry import ModelVersion
 from playnext.online.store import OnlineStore, StoreUnavailable
 from playnext.surfaces import precomputed
@@ -29,17 +30,17 @@ Source = Literal["precomputed", "computed", "fallback"]
 
 
 def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
-                       errors: Counter) -> list[SurfaceList]:  # fmt: skip
-    lists = precomputed.compute(version, surface, user_id, day)
+                       errors: Counter, treatment: Treatment) -> list[SurfaceList]:  # fmt: skip
+    lists = precomputed.compute(version, surface, user_id, day, treatment=treatment)
     try:
-        store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists))])
+        store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists, treatment))])
     except StoreUnavailable as exc:
         errors.labels("put_lists").inc()
         log.warning("could not store %s for %s: %s", surface, user_id, exc)
     return lists
 
 
-def _finished(pending: dict, key: tuple[str, str, str], task: asyncio.Future) -> None:  # type: ignore[type-arg]
+def _finished(pending: dict, key: tuple[str, ...], task: asyncio.Future) -> None:  # type: ignore[type-arg]
     pending.pop(key, None)
     if not task.cancelled() and task.exception() is not None:  # the request that waited has answered already
         log.error("computing %s for %s failed", key[1], key[2], exc_info=task.exception())
@@ -47,26 +48,27 @@ def _finished(pending: dict, key: tuple[str, str, str], task: asyncio.Future) ->
 
 async def lists_for(
     request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
-    fallback: Callable[[], list[SurfaceList]],
+    fallback: Callable[[], list[SurfaceList]], treatment: Treatment = CONTROL,
 ) -> tuple[list[SurfaceList], Source]:  # fmt: skip
     state = request.app.state
     store: OnlineStore = state.store
     try:
         if store.remote:
-            return await asyncio.to_thread(precomputed.lookup, store, version, surface, user_id, day), "precomputed"
-        return precomputed.lookup(store, version, surface, user_id, day), "precomputed"
+            found = await asyncio.to_thread(precomputed.lookup, store, version, surface, user_id, day, treatment)
+            return found, "precomputed"
+        return precomputed.lookup(store, version, surface, user_id, day, treatment), "precomputed"
     except LookupError:
         pass
     except StoreUnavailable as exc:
         state.metrics.store_errors.labels("get_list").inc()
         log.warning("online store unavailable, computing %s for %s: %s", surface, user_id, exc)
-    pending: dict[tuple[str, str, str], asyncio.Future[list[SurfaceList]]] = state.pending_lists
-    key = (version.id, surface, user_id)
+    pending: dict[tuple[str, str, str, str], asyncio.Future[list[SurfaceList]]] = state.pending_lists
+    key = (version.id, surface, user_id, treatment.key(surface))
     task = pending.get(key)
     if task is None:
         errors = state.metrics.store_errors
         task = asyncio.ensure_future(
-            asyncio.to_thread(_compute_and_store, store, version, surface, user_id, day, errors)
+            asyncio.to_thread(_compute_and_store, store, version, surface, user_id, day, errors, treatment)
         )
         pending[key] = task
         task.add_done_callback(lambda done: _finished(pending, key, done))

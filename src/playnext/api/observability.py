@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,8 +40,6 @@ class Metrics:
                                     registry=r)  # fmt: skip
         self.impressions_lost = Counter("playnext_impressions_lost", "Impressions answered but not logged",
                                         registry=r)  # fmt: skip
-        self.srm_detected = Gauge("playnext_experiment_srm_detected", "1 while an experiment fails its sample-ratio "
-                                  "check", ["experiment"], registry=r)  # fmt: skip
 
     def watch(self, state: Any) -> None:
         """Expose what the app's parts count themselves (the log's writer, the served model) at scrape time."""
@@ -84,6 +82,21 @@ class _StateCollector:
                 age.add_metric([], (dt.datetime.now(dt.UTC) - trained).total_seconds())
         yield info
         yield age
+        yield _srm(getattr(self.state, "settings", None))
+
+
+def _srm(settings: Any) -> GaugeMetricFamily:
+    """1 per running experiment whose last recorded analysis found a sample ratio mismatch (read from the
+    analyses ``playnext experiment analyze`` writes, so every replica reports it)."""
+    from playnext.experiments.analysis import latest_analysis
+
+    family = GaugeMetricFamily("playnext_experiment_srm_detected", "1 while an experiment fails its sample-ratio "
+                               "check", labels=["experiment"])  # fmt: skip
+    for name, exp in sorted(settings.experiments.items()) if settings is not None else []:
+        last = latest_analysis(settings, name) if exp.running else None
+        if last is not None:
+            family.add_metric([name], float(bool(last["sample_ratio"]["mismatch"])))
+    return family
 
 
 class ObservabilityMiddleware:

@@ -33,8 +33,14 @@ class Assignment:
 
 
 class Assigner:
-    def __init__(self, experiments: dict[str, Experiment], holdout_share: float = 0.0) -> None:
+    def __init__(self, experiments: dict[str, Experiment], holdout_share: float = 0.0,
+                 ramp: dict[str, float] | None = None) -> None:  # fmt: skip
+        """``ramp``: the share of its traffic each ramping experiment takes now (see ``experiments.ramp``). An
+        experiment keeps its whole range of the layer and fills it from the bottom, so ramping up only adds
+        listeners (nobody changes variant) and never shifts another experiment of the layer."""
         self.holdout_share = holdout_share
+        self.ramp = ramp or {}
+        self.experiments = {name: exp for name, exp in experiments.items() if exp.running}
         self.layers: dict[str, list[tuple[str, Experiment]]] = {}
         for name in sorted(experiments):
             if experiments[name].running:
@@ -51,7 +57,7 @@ class Assigner:
         for layer, experiments in sorted(self.layers.items()):
             at, start = position(f"layer\x1f{layer}", user_id), 0.0
             for name, exp in experiments:
-                if start <= at < start + exp.traffic:
+                if start <= at < start + exp.traffic * self.ramp.get(name, 1.0):
                     pick, edge = position(f"experiment\x1f{name}\x1f{exp.salt}", user_id), 0.0
                     variants = sorted(exp.variants.items())
                     chosen = variants[-1][0]  # rounding: the last variant takes what the shares leave

@@ -12,6 +12,27 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from playnext.experiments.metrics import metric
+
+# surface -> parameter -> (type, lowest, highest)
+SURFACE_PARAMS: dict[str, dict[str, tuple[type, float, float]]] = {
+    "discover-weekly": {"per_artist": (int, 1, 30)},
+    "daily-mix": {"min_tracks": (int, 1, 50)},
+}
+
+
+def check_params(params: dict[str, dict[str, Any]]) -> None:
+    for surface, values in params.items():
+        if surface not in SURFACE_PARAMS:
+            raise ValueError(f"variants cannot change {surface!r}; surfaces with parameters: "
+                             f"{', '.join(SURFACE_PARAMS)}")  # fmt: skip
+        for name, value in values.items():
+            if name not in SURFACE_PARAMS[surface]:
+                raise ValueError(f"{surface} has no parameter {name!r}; it has: {', '.join(SURFACE_PARAMS[surface])}")
+            kind, low, high = SURFACE_PARAMS[surface][name]
+            if not isinstance(value, kind) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{surface}.{name} must be a {kind.__name__} in [{low:g}, {high:g}], got {value!r}")
+
 
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -21,6 +42,11 @@ class Variant(BaseModel):
     # version it is served. Recorded with every assignment; applying them is the surfaces' part.
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     model_version: str | None = None
+
+    @model_validator(mode="after")
+    def _known_params(self) -> Variant:
+        check_params(self.params)
+        return self
 
 
 class Guardrail(BaseModel):
@@ -40,7 +66,16 @@ class Experiment(BaseModel):
     variants: dict[str, Variant]
     success_metrics: list[str] = Field(default_factory=list)
     guardrails: list[Guardrail] = Field(default_factory=list)
+    # Exposed listeners (all variants together) at which the experiment ends; each analysis is a look at the
+    # share of it gathered so far. Without it every analysis is a fixed-horizon test, and repeated looks inflate
+    # the false-positive rate.
     planned_sample_size: int | None = Field(default=None, gt=0)
+    control: str | None = None  # default: the variant named "control", else the first by name
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    # Days before a listener's first exposure whose listening is the CUPED covariate.
+    pre_days: float = Field(default=14.0, ge=0)
+    # Shares of ``traffic`` the ramp goes through (``playnext experiment ramp``); the last is normally 1.0.
+    ramp: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.25, 0.5, 1.0], min_length=1)
     running: bool = True
     # Changing the salt reshuffles who is in which variant: a new experiment, not a continuation.
     salt: str = ""
@@ -52,7 +87,23 @@ class Experiment(BaseModel):
         total = sum(v.share for v in self.variants.values())
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"variant shares add up to {total:g}, not 1")
+        if self.control is not None and self.control not in self.variants:
+            raise ValueError(f"the control {self.control!r} is not one of the variants")
+        if any(not 0 < share <= 1 for share in self.ramp) or self.ramp != sorted(self.ramp):
+            raise ValueError("ramp stages are increasing shares in (0, 1]")
+        for name in [*self.success_metrics, *(g.metric for g in self.guardrails)]:
+            metric(name)
         return self
+
+    @property
+    def control_variant(self) -> str:
+        if self.control is not None:
+            return self.control
+        return "control" if "control" in self.variants else sorted(self.variants)[0]
+
+    @property
+    def treatments(self) -> list[str]:
+        return [v for v in sorted(self.variants) if v != self.control_variant]
 
 
 LABEL_MAX = 64  # an impression's ``variant`` field: every layer's "experiment:variant", joined by ","

@@ -24,6 +24,7 @@ class ServedModel:
         self.error: str | None = None
         self._seen: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._pinned: dict[str, ModelVersion] = {}
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -54,6 +55,18 @@ class ServedModel:
             # Build the id → row maps now, in this (loader) thread: built lazily they stalled the event loop for
             # tens of milliseconds on the first requests after every promotion at 100k listeners.
             loaded.data.user_index([]), loaded.data.item_index([])
+            if force:
+                self._pinned.clear()  # rewritten on disk too: load them again when next asked for
             self.version, self.error = loaded, None
             log.info("now serving model version %s", loaded.id)
             return True
+
+    def pinned(self, version_id: str) -> ModelVersion:
+        """A version other than the served one, by id (an experiment's variant): loaded once and kept; raises
+        ``RegistryError`` when it does not exist or fails its checks."""
+        with self._lock:
+            if version_id not in self._pinned:
+                loaded = self.registry.load(version_id)
+                loaded.data.user_index([]), loaded.data.item_index([])
+                self._pinned[version_id] = loaded
+            return self._pinned[version_id]

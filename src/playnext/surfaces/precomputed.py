@@ -15,6 +15,7 @@ from collections.abc import Callable
 import msgspec
 import numpy as np
 
+from playnext.experiments.treatment import CONTROL, Treatment, Treatments
 from playnext.models.registry import ModelVersion
 from playnext.online.store import OnlineStore
 from playnext.surfaces import daily_mix, discover_weekly, home
@@ -29,6 +30,7 @@ class Stored(msgspec.Struct, array_like=True):
     model_version: str
     valid_for: str
     lists: list[SurfaceList]
+    params: str = ""  # the experiment parameters the lists were computed with ("" = the defaults)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -39,13 +41,16 @@ def valid_for(surface: str, day: dt.date) -> str:
     return discover_weekly.iso_week(day) if surface == "discover-weekly" else ""
 
 
-def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[SurfaceList]) -> bytes:
-    return _encoder.encode(Stored(version.id, valid_for(surface, day), lists))
+def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[SurfaceList],
+           treatment: Treatment = CONTROL) -> bytes:  # fmt: skip
+    return _encoder.encode(Stored(version.id, valid_for(surface, day), lists, treatment.key(surface)))
 
 
-def lookup(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date) -> list[SurfaceList]:
-    """The listener's stored lists when current (this version, this week). An empty list is a valid answer (a
-    listener with no taste cluster has no Daily Mix), so a missing or stale value raises ``LookupError``."""
+def lookup(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
+           treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
+    """The listener's stored lists when current (this version, this week, the listener's experiment parameters).
+    An empty list is a valid answer (a listener with no taste cluster has no Daily Mix), so a missing or stale
+    value raises ``LookupError``."""
     blob = store.get_list(surface, user_id)
     if blob is None:
         raise LookupError(surface)
@@ -53,21 +58,24 @@ def lookup(store: OnlineStore, version: ModelVersion, surface: str, user_id: str
         stored = _decoder.decode(blob)
     except msgspec.DecodeError:
         raise LookupError(surface) from None  # written by an older playnext: recompute, the batch will overwrite
-    if stored.model_version != version.id or stored.valid_for != valid_for(surface, day):
+    if (stored.model_version != version.id or stored.valid_for != valid_for(surface, day)
+            or stored.params != treatment.key(surface)):  # fmt: skip
         raise LookupError(surface)
     return stored.lists
 
 
 def compute(version: ModelVersion, surface: str, user_id: str, day: dt.date,
-            candidates: np.ndarray | None = None) -> list[SurfaceList]:  # fmt: skip
+            candidates: np.ndarray | None = None, treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
     """One listener's lists for ``surface``, as stored: the one definition batch and on-demand paths share."""
+    params = treatment.of(surface)
     data = version.data
     row = int(data.user_index([user_id])[0])
     country = (str(data.user_country[row]) or None) if row >= 0 else None
     if surface == "discover-weekly":
-        return [discover_weekly.discover_weekly(version, user_id, day, country=country, candidates=candidates)]
+        return [discover_weekly.discover_weekly(version, user_id, day, country=country, candidates=candidates,
+                                                **params)]  # fmt: skip
     if surface == "daily-mix":
-        return daily_mix.daily_mixes(version, user_id, size=daily_mix.MAX_SIZE, candidates=candidates)
+        return daily_mix.daily_mixes(version, user_id, size=daily_mix.MAX_SIZE, candidates=candidates, **params)
     if surface == "home":
         found = home.shelves(version, user_id, size=HOME_SIZE, country=country, candidates=candidates)
         return [home.shelf_as_list(shelf, version.id) for shelf in found.values()]
@@ -77,9 +85,11 @@ def compute(version: ModelVersion, surface: str, user_id: str, day: dt.date,
 def precompute(
     version: ModelVersion, store: OnlineStore, surfaces: list[str], day: dt.date, *,
     users: np.ndarray | None = None, on_progress: Callable[[int], None] | None = None,
+    treatments: Treatments | None = None,
 ) -> dict[str, int]:  # fmt: skip
-    """Compute and store ``surfaces`` for ``users`` (row numbers; default every listener the version knows).
-    Returns how many lists were written per surface."""
+    """Compute and store ``surfaces`` for ``users`` (row numbers; default every listener the version knows),
+    each with their experiment parameters (``treatments``). Returns how many lists were written per surface."""
+    treatment_of = treatments.of if treatments is not None else (lambda user_id: CONTROL)
     for surface in surfaces:
         if surface not in SURFACES:
             raise ValueError(f"unknown batch surface {surface!r}; known: {', '.join(SURFACES)}")
@@ -90,10 +100,11 @@ def precompute(
         block = rows[lo : lo + BLOCK]
         ranked = version.recommender.recommend(block, pool, exclude_seen=True).items
         ids = version.data.users[block].astype(str)
+        treated = [treatment_of(user_id) for user_id in ids.tolist()]
         for surface in surfaces:
             values = (
-                (user_id, encode(version, surface, day, compute(version, surface, user_id, day, candidates)))
-                for user_id, candidates in zip(ids.tolist(), ranked, strict=True)
+                (user_id, encode(version, surface, day, compute(version, surface, user_id, day, candidates, t), t))
+                for user_id, candidates, t in zip(ids.tolist(), ranked, treated, strict=True)
             )
             written[surface] += store.put_lists(surface, values)
         if on_progress is not None:

@@ -41,13 +41,23 @@ class Listeners:
         self.world = world
         self.rng = np.random.default_rng(seed)
 
+    def chances(self, users: np.ndarray, tracks: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(P(examined), P(skipped | examined), affinity) of each shown item: what ``respond`` draws from."""
+        affinity = self.world.affinity(users, tracks)
+        skip_p = np.clip(0.03 + 0.9 * (1.0 - affinity) * (0.4 + self.world.user_skip_bias[users]), 0.0, 0.97)
+        return 1.0 / np.sqrt(1.0 + positions), skip_p, affinity
+
+    def expected_streams(self, users: np.ndarray, tracks: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The chance each shown item is streamed: the exact mean of ``respond(...).streamed``."""
+        examine_p, skip_p, _ = self.chances(users, tracks, positions)
+        return examine_p * (1.0 - skip_p)
+
     def respond(self, users: np.ndarray, tracks: np.ndarray, positions: np.ndarray) -> Responses:
         """Reactions to ``tracks[i]`` shown to ``users[i]`` at ``positions[i]`` (0 = top)."""
         w, rng = self.world, self.rng
         n = len(users)
-        examined = rng.random(n) < 1.0 / np.sqrt(1.0 + positions)
-        affinity = w.affinity(users, tracks)
-        skip_p = np.clip(0.03 + 0.9 * (1.0 - affinity) * (0.4 + w.user_skip_bias[users]), 0.0, 0.97)
+        examine_p, skip_p, affinity = self.chances(users, tracks, positions)
+        examined = rng.random(n) < examine_p
         skipped = examined & (rng.random(n) < skip_p)
         played = examined & ~skipped
         duration = w.track_duration_ms[tracks]

@@ -112,9 +112,21 @@ def model_versions(settings: Settings, served: str | None) -> list[dict[str, Any
 
 
 def experiments(settings: Settings) -> list[dict[str, Any]]:
-    """Running experiments, with their verdict once ``playnext experiment analyze`` exists to give one."""
-    return [
-        {"name": name, "layer": exp.layer, "traffic": exp.traffic, "variants": sorted(exp.variants),
-         "verdict": "not analysed yet"}
-        for name, exp in sorted(settings.experiments.items()) if exp.running
-    ]  # fmt: skip
+    """Running experiments with the verdict and effects of their last recorded analysis."""
+    from playnext.experiments.analysis import latest_analysis
+
+    out = []
+    for name, exp in sorted(settings.experiments.items()):
+        if not exp.running:
+            continue
+        last = latest_analysis(settings, name) or {}
+        verdict = last.get("verdict", "not analysed yet") + (f" {last['variant']}" if last.get("variant") else "")
+        effects = [
+            {"label": f"{name} {r['variant']}/{r['metric']}", "relative": r["relative"], "low": r["ci_relative"][0],
+             "high": r["ci_relative"][1], "role": r["role"]}
+            for r in last.get("results", []) if r["role"] != "secondary"
+        ]  # fmt: skip
+        out.append({"name": name, "layer": exp.layer, "traffic": exp.traffic, "variants": sorted(exp.variants),
+                    "verdict": verdict, "as_of": last.get("as_of"), "reasons": last.get("reasons", []),
+                    "listeners": last.get("listeners", {}), "effects": effects})  # fmt: skip
+    return out

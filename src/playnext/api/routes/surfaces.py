@@ -30,7 +30,8 @@ from playnext.api.lists import lists_for
 from playnext.api.observability import request_id
 from playnext.events.log import LogUnavailable
 from playnext.events.schema import Country, Id
-from playnext.models.registry import ModelVersion
+from playnext.experiments.treatment import Treatment
+from playnext.models.registry import ModelVersion, RegistryError
 from playnext.online.session import current_session
 from playnext.online.store import StoreUnavailable
 from playnext.surfaces.bandit import shelf_stats_from_lake
@@ -77,6 +78,22 @@ def _version(request: Request) -> ModelVersion:
     version = request.app.state.model.version
     assert version is not None
     return version
+
+
+async def _treated(request: Request, user: str) -> tuple[ModelVersion, Treatment]:
+    """The listener's experiment treatment and the model version it serves them: the served one unless their
+    variant names another (loaded once, off the event loop). A version that cannot be loaded serves the default
+    and is logged, since an experiment must not take the surface down."""
+    state = request.app.state
+    treatment: Treatment = state.treatments.of(user)
+    version = _version(request)
+    if treatment.model_version and treatment.model_version != version.id:
+        try:
+            version = await asyncio.to_thread(state.model.pinned, treatment.model_version)
+        except RegistryError as exc:
+            log.error("variant %s names model version %s, which cannot be served: %s", treatment.label,
+                      treatment.model_version, exc)  # fmt: skip
+    return version, treatment
 
 
 async def _without_model(request: Request, surface: str, viewers: list[str], n: int, query: str = "") -> Response:
@@ -142,8 +159,8 @@ def _request_id(request: Request, surface: str, source: str) -> str:
 
 def _variants(request: Request, viewers: list[str]) -> dict[str, str | None]:
     """Each viewer's experiment variants as one label ("experiment:variant" per layer), or None outside any."""
-    assigner = request.app.state.assigner
-    return {v: ",".join(a.label for a in assigner.assign(v)) or None for v in viewers}
+    treatments = request.app.state.treatments
+    return {v: treatments.of(v).label for v in viewers}
 
 
 async def _shown(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any],
@@ -168,15 +185,16 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
     user, where = _id(user_id, "user id"), _country(country)
     if request.app.state.model.version is None:
         return await _without_model(request, "discover-weekly", [user], n)
-    version, day = _version(request), _today()
+    (version, treatment), day = await _treated(request, user), _today()
 
     def fallback() -> list[SurfaceList]:
-        shown = discover_weekly(version, user, day, country=where, candidates=popular_order(version, where))
+        shown = discover_weekly(version, user, day, country=where, candidates=popular_order(version, where),
+                                **treatment.of("discover-weekly"))  # fmt: skip
         shown.fallback = True
         return [shown]
 
     if _known(version, user):
-        lists, source = await lists_for(request, version, "discover-weekly", user, day, fallback)
+        lists, source = await lists_for(request, version, "discover-weekly", user, day, fallback, treatment)
     else:
         lists, source = fallback(), "live"
     # A copy: concurrent requests for one listener share a computed list, and may ask for different lengths.
@@ -188,7 +206,7 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
     user, where = _id(user_id, "user id"), _country(country)
     if request.app.state.model.version is None:
         return await _without_model(request, "daily-mix", [user], size)
-    version, day = _version(request), _today()
+    (version, treatment), day = await _treated(request, user), _today()
 
     def popular_mix() -> list[SurfaceList]:  # no taste to split (yet): one mix of what is popular
         shown = discover_weekly(version, user, day, n=MAX_SIZE, country=where,
@@ -197,7 +215,7 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         return [shown]
 
     if _known(version, user):
-        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular_mix)
+        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular_mix, treatment)
     else:
         mixes, source = [], "live"
     mixes = mixes or popular_mix()
@@ -213,7 +231,7 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
     user, where = _id(user_id, "user id"), _country(country)
     if request.app.state.model.version is None:
         return await _without_model(request, "home", [user], size)
-    version, day = _version(request), _today()
+    (version, treatment), day = await _treated(request, user), _today()
     state = request.app.state
     if getattr(state, "shelf_stats_for", None) != version.id:  # learned again for each model version
         state.shelf_stats = await asyncio.to_thread(shelf_stats_from_lake, state.settings, version)
@@ -224,13 +242,13 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
         return [shelf_as_list(shelf, version.id) for shelf in found.values()]
 
     if _known(version, user):
-        stored, source = await lists_for(request, version, "home", user, day, popular_shelves)
+        stored, source = await lists_for(request, version, "home", user, day, popular_shelves, treatment)
     else:
         stored, source = popular_shelves(), "live"
     available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
     page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, available=available)
     request_id = _request_id(request, "home", source)
-    variant = _variants(request, [user])[user]
+    variant = treatment.label
     await _log(request, home_impressions(page, user, request_id, dt.datetime.now(dt.UTC), variant))
     return _json({
         "request_id": request_id, "surface": "home", "user_id": user, "variant": variant,
@@ -248,7 +266,7 @@ async def get_next(
     user, current, where = _id(user_id, "user id"), _id(track, "track"), _country(country)
     if request.app.state.model.version is None:
         return await _without_model(request, "next-track", [user], n)
-    version = _version(request)
+    version, _ = await _treated(request, user)
     never: list[str] = []
     if recent is not None:
         session = [_id(t, "recent track") for t in recent.split(",") if t][:200]

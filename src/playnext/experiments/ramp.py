@@ -1,0 +1,130 @@
+"""Rollout: an experiment's traffic goes up its ramp (``Experiment.ramp``, e.g. 1% → 5% → 25% → 50% → 100%) one
+stage per ``playnext experiment ramp NAME``, and only while its guardrails hold.
+
+Each step analyses the experiment (a look of the sequential test) and then:
+- **halts** (traffic 0: everyone back on the default experience) when the split is broken (sample ratio
+  mismatch), a guardrail is significantly worse than its margin, or a success metric is significantly worse;
+- **holds** while the current stage has fewer than ``min_listeners`` exposed listeners: too little to judge;
+- **advances** to the next stage otherwise.
+The state is a small JSON file per experiment that serving re-reads within a second (``LiveTreatments``), so a
+ramp or a halt needs no restart. An experiment that was never ramped runs at its full ``traffic``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from playnext.config import Settings
+from playnext.experiments.analysis import Analysis, UnknownExperiment, _load, _save, analyze, experiment_dir
+from playnext.experiments.assignment import Assigner
+from playnext.experiments.treatment import Treatment, Treatments
+
+RAMPING, HALTED, COMPLETE = "ramping", "halted", "complete"
+
+
+@dataclass
+class RampStep:
+    action: str  # started | advanced | held | halted | complete
+    share: float
+    reasons: list[str]
+    analysis: Analysis | None
+    history: list[dict[str, Any]]
+
+
+def ramp_file(settings: Settings, name: str):  # type: ignore[no-untyped-def]
+    return experiment_dir(settings, name) / "ramp.json"
+
+
+def current_shares(settings: Settings) -> dict[str, float]:
+    """Share of its traffic each ramped experiment takes now (halted: 0)."""
+    shares = {}
+    for name in settings.experiments:
+        state = _load(ramp_file(settings, name))
+        if state:
+            shares[name] = 0.0 if state["status"] == HALTED else float(state["share"])
+    return shares
+
+
+def ramp_step(settings: Settings, name: str, *, min_listeners: int = 100, as_of: dt.datetime | None = None) -> RampStep:
+    exp = settings.experiments.get(name)
+    if exp is None:
+        raise UnknownExperiment(f"no experiment {name!r} is configured")
+    path = ramp_file(settings, name)
+    state = _load(path)
+    if not state:
+        state = {"stage": 0, "share": exp.ramp[0], "status": RAMPING, "history": []}
+        _save(path, state)
+        return RampStep("started", exp.ramp[0], [f"started at {exp.ramp[0]:.0%} of its traffic"], None, [])
+    if state["status"] != RAMPING:
+        return RampStep(state["status"], state["share"], [f"the ramp is {state['status']}"], None, state["history"])
+    result = analyze(settings, name, as_of=as_of)
+    exposed = sum(result.listeners.values())
+    at_stage = exposed - sum(int(h["listeners_added"]) for h in state["history"])
+    guards = [r for r in result.results if r.role == "guardrail"]
+    broken = [f"{r.variant}: guardrail {r.metric} worse than its {r.margin:.0%} margin" for r in guards
+              if r.beyond_margin]  # fmt: skip
+    losses = [f"{r.variant}: {r.metric} significantly worse" for r in result.results
+              if r.role == "success" and r.better is False]  # fmt: skip
+    if result.sample_ratio["mismatch"]:
+        broken.insert(0, f"sample ratio mismatch (p = {result.sample_ratio['p_value']:.2g})")
+    entry = {
+        "at": result.as_of, "stage": state["stage"], "share": state["share"], "listeners": exposed,
+        "listeners_added": at_stage, "verdict": result.verdict,
+        "effects": {f"{r.variant}/{r.metric}": [r.relative, *r.ci_relative] for r in result.results
+                    if r.role != "secondary"},
+    }  # fmt: skip
+    if broken or losses:
+        action, reasons = "halted", broken + losses
+        state["status"], entry["action"] = HALTED, action
+    elif at_stage < min_listeners:
+        action, reasons = "held", [f"{at_stage} listeners exposed at this stage; {min_listeners} needed to judge it"]
+        _save(path, state)
+        return RampStep(action, state["share"], reasons, result, state["history"])
+    elif state["stage"] + 1 >= len(exp.ramp):
+        action, reasons = "complete", ["guardrails held at every stage; the experiment runs at its full traffic"]
+        state["status"], entry["action"] = COMPLETE, action
+    else:
+        action = "advanced"
+        state["stage"] += 1
+        state["share"] = exp.ramp[state["stage"]]
+        reasons = [f"guardrails hold: up to {state['share']:.0%} of its traffic"]
+        entry["action"] = action
+    state["history"].append(entry)
+    _save(path, state)
+    return RampStep(action, 0.0 if action == "halted" else state["share"], reasons, result, state["history"])
+
+
+class LiveTreatments(Treatments):
+    """Treatments that follow the ramp files: re-read at most once per ``check_s`` and only when one changed."""
+
+    def __init__(self, settings: Settings, check_s: float = 1.0) -> None:
+        self.settings, self.check_s = settings, check_s
+        self._stamp: tuple[Any, ...] | None = None
+        self._checked = 0.0
+        super().__init__(self._assigner())
+
+    def _stamps(self) -> tuple[Any, ...]:
+        out = []
+        for name in sorted(self.settings.experiments):
+            try:
+                st = ramp_file(self.settings, name).stat()
+                out.append((name, st.st_mtime_ns, st.st_ino))
+            except FileNotFoundError:
+                out.append((name, None, None))
+        return tuple(out)
+
+    def _assigner(self) -> Assigner:
+        self._stamp = self._stamps()
+        s = self.settings
+        return Assigner(s.experiments, s.experiment_holdout_share, current_shares(s))
+
+    def of(self, user_id: str) -> Treatment:
+        now = time.monotonic()
+        if self.settings.experiments and now - self._checked > self.check_s:
+            self._checked = now
+            if self._stamps() != self._stamp:
+                self.assigner = self._assigner()
+        return super().of(user_id)
