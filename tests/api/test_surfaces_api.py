@@ -393,3 +393,39 @@ def test_every_answer_and_its_impressions_carry_the_listeners_variant(served: Se
         rows = connect(served).execute("SELECT DISTINCT variant FROM events WHERE request_id = ?",
                                        [body["request_id"]]).fetchall()  # fmt: skip
         assert rows == [(expected,)]
+
+
+def test_a_variant_changes_what_its_listeners_are_served(served: Settings, auth: dict) -> None:
+    """Treatment listeners get Discover Weekly with one track per artist and another model version; control
+    listeners, in the same server, get the defaults; a list is stored with the parameters it was computed with."""
+    from playnext.experiments.assignment import Assigner
+    from playnext.experiments.definitions import Experiment
+
+    registry = Registry(served)
+    data = two_tastes(n_users=40, n_items=60)
+    other = registry.publish(Recommender({"popularity": build_generator("popularity")}).fit(data), data, {})
+    experiment = Experiment(variants={
+        "control": {"share": 0.5},
+        "capped": {"share": 0.5, "params": {"discover-weekly": {"per_artist": 1}}, "model_version": other},
+    })  # fmt: skip
+    assigner = Assigner({"dw-cap": experiment})
+    users = {a.variant: u for u in (f"u{i}" for i in range(40)) for a in assigner.assign(u)}
+    with_experiment = served.model_copy(update={"experiments": {"dw-cap": experiment}})
+    with TestClient(create_app(with_experiment)) as c:
+        served_id = c.app.state.model.version.id
+        capped = c.get(f"/v1/users/{users['capped']}/discover-weekly", headers=auth).json()
+        control = c.get(f"/v1/users/{users['control']}/discover-weekly", headers=auth).json()
+        assert capped["model_version"] == other != served_id and control["model_version"] == served_id
+        version = c.app.state.model.pinned(other)
+        artists = version.data.meta.creator[version.data.item_index([i["item_id"] for i in capped["items"]])]
+        assert len(set(artists.tolist())) == len(artists)  # one track per artist
+        import datetime as dt
+
+        from playnext.surfaces.precomputed import compute
+
+        default = compute(version, "discover-weekly", users["capped"], dt.datetime.now(dt.UTC).date())[0]
+        default_artists = version.data.meta.creator[version.data.item_index([p.item_id for p in default.items])]
+        assert len(set(default_artists.tolist())) < len(default_artists)  # without the variant: two per artist
+        # The list stored with the variant's parameters is what that listener is served next time.
+        again = c.get(f"/v1/users/{users['capped']}/discover-weekly", headers=auth).json()
+        assert again["source"] == "precomputed" and again["items"] == capped["items"]

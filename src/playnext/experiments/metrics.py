@@ -143,24 +143,26 @@ def listener_metrics(
         {"threshold": threshold, "end": as_of, "pre": pre},
     )
     per_impression = [n for n in names if metric(n).ratio and n != "skip_rate"]
+    rewards = [n for n in per_impression if n != "stream_rate"]
     if per_impression and start is not None:
-        con.register("shown", _reward_columns(settings, [n for n in per_impression if n != "stream_rate"],
-                                              start - pre, as_of))  # fmt: skip
-        sums = ", ".join(
-            f'sum(CASE WHEN s.ts >= x.exposed_at THEN "{c}" ELSE 0 END) AS "{c}", '
-            f'sum(CASE WHEN s.ts < x.exposed_at THEN "{c}" ELSE 0 END) AS "pre__{c}"'
-            for c in ["streamed", *[n for n in per_impression if n != "stream_rate"]]
-        )
-        con.execute(
-            f"""CREATE TEMP TABLE imps AS SELECT x.user_id,
-                count(*) FILTER (s.ts >= x.exposed_at) AS shown, count(*) FILTER (s.ts < x.exposed_at) AS pre_shown,
-                {sums}
-            FROM labelled x JOIN shown s ON s.user_id = x.user_id
-            WHERE x.variants = 1 AND s.ts >= x.exposed_at - $pre GROUP BY x.user_id""",
-            {"pre": pre},
-        )
-    else:
-        con.execute("CREATE TEMP TABLE imps AS SELECT NULL::VARCHAR AS user_id")
+        shown = _reward_columns(settings, rewards, start - pre, as_of)
+    else:  # nobody exposed yet: the same columns, no rows
+        fields = [("user_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("streamed", pa.float64())]
+        shown = pa.schema(fields + [(n, pa.float64()) for n in rewards]).empty_table()
+    con.register("shown", shown)
+    sums = ", ".join(
+        f'sum(CASE WHEN s.ts >= x.exposed_at THEN "{c}" ELSE 0 END) AS "{c}", '
+        f'sum(CASE WHEN s.ts < x.exposed_at THEN "{c}" ELSE 0 END) AS "pre__{c}"'
+        for c in ["streamed", *rewards]
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE imps AS SELECT x.user_id,
+            count(*) FILTER (s.ts >= x.exposed_at) AS shown, count(*) FILTER (s.ts < x.exposed_at) AS pre_shown,
+            {sums}
+        FROM labelled x JOIN shown s ON s.user_id = x.user_id
+        WHERE x.variants = 1 AND s.ts >= x.exposed_at - $pre GROUP BY x.user_id""",
+        {"pre": pre},
+    )
 
     def expr(name: str) -> list[str]:
         num, den = _columns(name)
@@ -180,7 +182,7 @@ def listener_metrics(
         ]
 
     select = ", ".join(part for name in names for part in expr(name))
-    table = con.execute(
+    table = con.sql(
         f"""SELECT x.user_id, x.variant, x.exposed_at{", " + select if select else ""}
         FROM labelled x LEFT JOIN acts a ON a.user_id = x.user_id LEFT JOIN imps i ON i.user_id = x.user_id
         WHERE x.variants = 1 ORDER BY x.user_id"""
