@@ -114,3 +114,35 @@ def experiment_ramp(
         out.print(f"report: {report}", highlight=False)
     if step.action == "halted":
         raise typer.Exit(1)
+
+
+@experiment_app.command("ope")
+def experiment_ope(
+    ctx: typer.Context,
+    target: str = typer.Option("greedy", help="Home shelf policy to evaluate: uniform, greedy or thompson."),
+    days: float = typer.Option(28.0, min=0.01, help="Evaluate on the Home pages of the last DAYS days."),
+    reward: str | None = typer.Option(None, help="Reward to value pages by (default: settings.models.reward)."),
+    as_of: str | None = typer.Option(None, help="End of the window (ISO); default now."),
+) -> None:
+    """Off-policy estimates (IPS, SNIPS, doubly robust) of another Home shelf policy from the logged pages."""
+    from playnext.evaluation.home_policy import TARGETS, home_estimates
+    from playnext.models.registry import Registry, RegistryError
+    from playnext.rewards.definitions import UnknownReward
+
+    settings = settings_of(ctx)
+    if target not in TARGETS:
+        fail(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
+    end = _as_of(as_of) or dt.datetime.now(dt.UTC)
+    registry = Registry(settings)
+    try:
+        current = registry.current_id()
+        if current is None:
+            fail("no model version is served: train and promote one first (the segments come from it)", code=1)
+        version = registry.load(current)
+        found = home_estimates(settings, version, target, end - dt.timedelta(days=days), end, reward)
+    except (RegistryError, UnknownReward, ValueError) as exc:
+        fail(str(exc), code=1)
+    out.print(f"Home, reward per page, {found['logged'].requests:,} pages; target policy: {target}", highlight=False)
+    for name, e in found.items():
+        label = "logged policy (on-policy mean)" if name == "logged" else name.upper()
+        out.print(f"  {label:32} {e.value:8.4f}  95% CI [{e.low:.4f}, {e.high:.4f}]", highlight=False)

@@ -3,7 +3,9 @@ with data, and the data route needs an admin key."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,11 @@ def test_the_dashboard_plots_live_data(tmp_path: Path) -> None:
     env = env_for(tmp_path / "data", compact_interval_s="1", segment_max_age_s="1")
     playnext("simulate", "--users", "40", "--tracks", "200", "--days", "3", env=env)
     playnext("train", "--generators", "popularity,als,cooccurrence", "--promote", env=env, timeout=300)
+    env["PLAYNEXT_EXPERIMENTS"] = json.dumps({"dash": {
+        "variants": {"control": {"share": 0.5},
+                     "capped": {"share": 0.5, "params": {"discover-weekly": {"per_artist": 1}}}},
+        "success_metrics": ["stream_rate"],
+    }})  # fmt: skip
     admin = playnext("keys", "create", "--scope", "admin", "--rate", "0", "-q", env=env).stdout.strip()
     auth = {"Authorization": f"Bearer {admin}"}
     server = Server(env)
@@ -33,6 +40,15 @@ def test_the_dashboard_plots_live_data(tmp_path: Path) -> None:
             assert httpx.post(f"{server.url}/v1/events", json=body, headers=auth).status_code == 200
         for path in ["/v1/users/u1/home", "/v1/users/u2/discover-weekly", "/v1/users/u3/next?track=t4"]:
             assert httpx.get(server.url + path, headers=auth, timeout=30).status_code == 200
+        for n in range(40):  # exposure for the experiment, then its analysis
+            assert httpx.get(f"{server.url}/v1/users/u{n}/discover-weekly", headers=auth).status_code == 200
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the server has compacted the exposure into the lake
+            peek = json.loads(playnext("experiment", "analyze", "dash", "--json", "--no-record", env=env).stdout)
+            if min(peek["listeners"].values()) >= 2:
+                break
+            time.sleep(1)
+        verdict = json.loads(playnext("experiment", "analyze", "dash", "--json", env=env).stdout)["verdict"]
         assert httpx.get(f"{server.url}/v1/dashboard").status_code == 401
         data = httpx.get(f"{server.url}/v1/dashboard", headers=auth).json()
         assert data["served"] and data["latency"] and [m["id"] for m in data["models"]] == [data["served"]]
@@ -55,7 +71,9 @@ def test_the_dashboard_plots_live_data(tmp_path: Path) -> None:
             assert all(n >= 1 for n in latency), latency
             assert page.evaluate("document.getElementById('models').data[0].x.length") >= 1
             assert page.locator("#served").inner_text().startswith("serving ")
-            assert "No experiments are running." in page.locator("#experiments").inner_text()
+            assert f"dash\t{verdict}" in page.locator("#experiments").inner_text()
+            page.wait_for_selector("#experiment-effects .main-svg", timeout=20_000)
+            assert page.evaluate("document.getElementById('experiment-effects').data[0].x.length") >= 1
             assert not errors, errors
             browser.close()
     finally:

@@ -41,7 +41,7 @@ def _per_request(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(groups, weights=values, minlength=n)
 
 
-def _estimate(method: str, per_request: np.ndarray, alpha: float, value: float | None = None,
+def normal_estimate(method: str, per_request: np.ndarray, alpha: float, value: float | None = None,
               influence: np.ndarray | None = None) -> Estimate:  # fmt: skip
     n = len(per_request)
     center = float(np.mean(per_request)) if value is None else value
@@ -79,15 +79,15 @@ def estimate(
     ips = _per_request(groups, w * reward, n)
     positions = np.bincount(groups, minlength=n).astype(float)
     mean_w = _per_request(groups, w, n) / positions  # expectation 1 per request
-    out = {"ips": _estimate("ips", ips, alpha)}
+    out = {"ips": normal_estimate("ips", ips, alpha)}
     snips_value = float(ips.mean() / mean_w.mean())
-    out["snips"] = _estimate("snips", ips, alpha, snips_value, (ips - snips_value * mean_w) / mean_w.mean())
+    out["snips"] = normal_estimate("snips", ips, alpha, snips_value, (ips - snips_value * mean_w) / mean_w.mean())
     if predicted is not None and direct is not None:
         direct = np.asarray(direct, float)
         if len(direct) != n or len(predicted) != len(reward):
             raise ValueError("predicted needs one value per logged row and direct one per request")
         residual = _per_request(groups, w * (reward - np.asarray(predicted, float)), n)
-        out["dr"] = _estimate("dr", direct + residual, alpha)
+        out["dr"] = normal_estimate("dr", direct + residual, alpha)
     return out
 
 
