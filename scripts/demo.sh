@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command: install everything and run the demo end to end on ./playnext-data (or $PLAYNEXT_DATA_DIR):
 # simulate a world, serve the collector, ingest live events over HTTP and a file through the CLI, compact the
-# log into the lake, build the feature tables, query them, train and serve a model version, and evaluate the models on
-# MovieLens-100K. Set DEMO_USERS / DEMO_TRACKS / DEMO_DAYS for a bigger world, and
+# log into the lake, build the feature tables, query them, train and serve a model version, run an A/B test on it
+# with simulated listeners, and evaluate the models on MovieLens-100K. Set DEMO_USERS / DEMO_TRACKS / DEMO_DAYS
+# for a bigger world, and
 # DEMO_KEEP_SERVING=1 to leave the server running at the end.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -115,7 +116,45 @@ PY
 kill "$server"; wait "$server" 2>/dev/null || true
 trap - EXIT
 
-say "11. real data: MovieLens-100K (from the recbole wheel), temporal split, full ranking, generators side by side"
+say "11. an A/B test: one track per artist in Discover Weekly; simulated listeners react to what their variant shows"
+export PLAYNEXT_EXPERIMENTS='{"dw-cap": {"variants": {"control": {"share": 0.5}, "one-per-artist": {"share": 0.5, "params": {"discover-weekly": {"per_artist": 1}}}}, "success_metrics": ["stream_rate"], "guardrails": [{"metric": "skip_rate", "margin": 0.05}], "planned_sample_size": 1000}}'
+both_key="$(playnext keys create --scope read --scope ingest --rate 0 --name demo-ab --quiet)"
+playnext serve --port "$port" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+python - "$port" "$both_key" <<'PY'
+import datetime as dt, sys, httpx, msgspec
+from playnext.config import Settings
+from playnext.events.schema import Impression
+from playnext.synth.respond import Listeners
+from playnext.synth.world import load_world
+port, key = sys.argv[1], sys.argv[2]
+listeners = Listeners(load_world(Settings().synth_dir), seed=2)
+with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as client:
+    for i in range(600):
+        body = client.get(f"/v1/users/u{i}/discover-weekly").json()
+        events = listeners.respond_events(f"u{i}", [it["item_id"] for it in body["items"]], request_id=f"ab-{i}",
+                                          surface="discover-weekly", at=dt.datetime.now(dt.UTC))
+        home = client.get(f"/v1/users/u{i}/home").json()
+        cards = [card["item_id"] for shelf in home["shelves"] for card in shelf["items"]]
+        events += listeners.respond_events(f"u{i}", cards, request_id=f"home-{i}", surface="home",
+                                           at=dt.datetime.now(dt.UTC))
+        client.post("/v1/events", content=msgspec.json.encode([e for e in events if not isinstance(e, Impression)]))
+print("600 listeners served Discover Weekly by their variant and a Home page; their reactions posted")
+PY
+kill "$server"; wait "$server" 2>/dev/null || true
+trap - EXIT
+playnext events compact
+# The simulated listeners play each list through, up to a couple of hours ahead: analyse as of tomorrow.
+tomorrow="$(date -u -d tomorrow +%Y-%m-%dT%H:%M:%S)"
+playnext experiment analyze dw-cap --as-of "$tomorrow"
+playnext experiment list
+playnext experiment plan --effect 0.01 --sd 0.15 --looks 3
+playnext experiment ope --target uniform --as-of "$tomorrow"
+unset PLAYNEXT_EXPERIMENTS
+
+say "12. real data: MovieLens-100K (from the recbole wheel), temporal split, full ranking, generators side by side"
 PLAYNEXT_DATA_DIR="$PLAYNEXT_DATA_DIR/movielens-100k" playnext datasets import movielens-100k --replace
 PLAYNEXT_DATA_DIR="$PLAYNEXT_DATA_DIR/movielens-100k" playnext eval --holdout 0.2 \
   --generators popularity,trending,als,ease,rp3beta,cooccurrence

@@ -200,12 +200,14 @@ def test_ramp_advances_while_guardrails_hold_and_halts_when_one_breaks(tmp_path:
     assert all(at_half[u] == label for u, label in at_ten.items()) and len(at_half) > 1200
     # The treatment now makes listeners skip: the skip-rate guardrail breaks and the ramp halts at 0 %.
     _events_for(ramped, {u: v for u, v in at_half.items() if u not in at_ten}, skips_in_treatment=True)
-    step = ramp_step(settings, "dw", min_listeners=50, as_of=AS_OF)
-    assert step.action == "halted" and any("skip_rate" in r for r in step.reasons)
-    assert current_shares(settings) == {"dw": 0.0} and treatments.of(everyone[0]).label is None
-    assert [h["share"] for h in step.history] == [0.1, 0.5]
     env = env_for(settings.data_dir, experiments=json.dumps({"dw": settings.experiments["dw"].model_dump()}))
-    assert playnext("experiment", "ramp", "dw", env=env, check=False).stdout.startswith("dw: halted")
+    halted = playnext("experiment", "ramp", "dw", "--min-listeners", "50", env=env, check=False)
+    assert halted.returncode == 1 and halted.stdout.startswith("dw: halted; now 0%") and "skip_rate" in halted.stdout
+    assert current_shares(settings) == {"dw": 0.0} and treatments.of(everyone[0]).label is None
+    history = json.loads((settings.experiments_dir / "dw" / "ramp.json").read_text())["history"]
+    assert [h["share"] for h in history] == [0.1, 0.5] and history[-1]["action"] == "halted"
+    assert "Effects over the ramp" in (settings.experiments_dir / "dw" / "report.html").read_text()
+    assert "the ramp is halted" in playnext("experiment", "ramp", "dw", env=env, check=False).stdout
 
 
 def _events_for(settings: Settings, labels: dict[str, str], skips_in_treatment: bool) -> None:
@@ -222,3 +224,17 @@ def _events_for(settings: Settings, labels: dict[str, str], skips_in_treatment: 
                 ev(kind, f"e{uid}-{j}", user, f"t{j}", 61 + j, ms_played=60_000 if kind == "play" else 2_000)
             )
     write_events(settings, records)
+
+
+def test_undefined_effects_are_null_in_json_never_nan(tmp_path: Path) -> None:
+    """return_rate is 0 in both variants here (nobody came back yet): its relative effect is undefined."""
+    settings = _settings(tmp_path)
+    _world(settings, 200, treatment_lift=0.0)
+    result = analyze(settings, "dw", as_of=AS_OF)
+    rate = next(r for r in result.to_json()["results"] if r["metric"] == "return_rate")
+    assert rate["relative"] is None
+    from playnext.experiments.report import as_json
+
+    json.loads(as_json(result), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    saved = (settings.experiments_dir / "dw" / "analysis.json").read_text()
+    assert "NaN" not in saved

@@ -3,6 +3,7 @@ with data, and the data route needs an admin key."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import time
@@ -29,7 +30,7 @@ def test_the_dashboard_plots_live_data(tmp_path: Path) -> None:
     env["PLAYNEXT_EXPERIMENTS"] = json.dumps({"dash": {
         "variants": {"control": {"share": 0.5},
                      "capped": {"share": 0.5, "params": {"discover-weekly": {"per_artist": 1}}}},
-        "success_metrics": ["stream_rate"],
+        "success_metrics": ["streams"],
     }})  # fmt: skip
     admin = playnext("keys", "create", "--scope", "admin", "--rate", "0", "-q", env=env).stdout.strip()
     auth = {"Authorization": f"Bearer {admin}"}
@@ -40,8 +41,12 @@ def test_the_dashboard_plots_live_data(tmp_path: Path) -> None:
             assert httpx.post(f"{server.url}/v1/events", json=body, headers=auth).status_code == 200
         for path in ["/v1/users/u1/home", "/v1/users/u2/discover-weekly", "/v1/users/u3/next?track=t4"]:
             assert httpx.get(server.url + path, headers=auth, timeout=30).status_code == 200
-        for n in range(40):  # exposure for the experiment, then its analysis
+        for n in range(40):  # exposure for the experiment, listening after it, then its analysis
             assert httpx.get(f"{server.url}/v1/users/u{n}/discover-weekly", headers=auth).status_code == 200
+        now = dt.datetime.now(dt.UTC).isoformat()
+        after = [event(event_id=f"after-{n}-{i}", user_id=f"u{n}", ts=now, ms_played=60_000 * (1 + i))
+                 for n in range(40) for i in range(n % 4)]  # fmt: skip
+        assert httpx.post(f"{server.url}/v1/events", json=after, headers=auth).status_code == 200
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # until the server has compacted the exposure into the lake
             peek = json.loads(playnext("experiment", "analyze", "dash", "--json", "--no-record", env=env).stdout)

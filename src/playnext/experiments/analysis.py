@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,7 +77,18 @@ class Analysis:
     looks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain values, with undefined numbers (a relative effect on a zero control) as None: JSON has no NaN."""
+        return _finite(asdict(self))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _worse_relative(rel: tuple[float, float], higher_is_better: bool) -> tuple[float, float]:
@@ -191,16 +203,16 @@ def experiment_dir(settings: Settings, name: str) -> Path:
     return settings.experiments_dir / name
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_state(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
 
 
-def _save(path: Path, value: dict[str, Any]) -> None:
+def save_state(path: Path, value: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(value, indent=1, sort_keys=True, default=str).encode())
+    atomic_write(path, json.dumps(_finite(value), indent=1, sort_keys=True, default=str, allow_nan=False).encode())
 
 
 def _fractions(looks: list[dict[str, Any]], fraction: float, listeners: int) -> list[float]:
@@ -240,7 +252,7 @@ def analyze(
     unknown = sorted(set(counts) - set(exp.variants))
     total = sum(listeners.values())
     directory = experiment_dir(settings, name)
-    state = _load(directory / "looks.json")
+    state = load_state(directory / "looks.json")
     looks = state.get("looks", []) if state.get("salt") == exp.salt else []
     planned = exp.planned_sample_size
     fractions = _fractions(looks, total / planned, total) if planned else [1.0]
@@ -269,12 +281,12 @@ def analyze(
     result.looks = [*looks, summary] if new_look else looks
     if record:
         if new_look:
-            _save(directory / "looks.json", {"salt": exp.salt, "looks": result.looks})
-        _save(directory / "analysis.json", result.to_json())
+            save_state(directory / "looks.json", {"salt": exp.salt, "looks": result.looks})
+        save_state(directory / "analysis.json", result.to_json())
     return result
 
 
 def latest_analysis(settings: Settings, name: str) -> dict[str, Any] | None:
     """The last recorded analysis of ``name`` (what the dashboard and ``/metrics`` show), or None."""
-    found = _load(experiment_dir(settings, name) / "analysis.json")
+    found = load_state(experiment_dir(settings, name) / "analysis.json")
     return found or None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from playnext.config import Settings
-from playnext.experiments.analysis import Analysis, UnknownExperiment, _load, _save, analyze, experiment_dir
+from playnext.experiments.analysis import Analysis, UnknownExperiment, analyze, experiment_dir, load_state, save_state
 from playnext.experiments.assignment import Assigner
 from playnext.experiments.treatment import Treatment, Treatments
 
@@ -42,7 +42,7 @@ def current_shares(settings: Settings) -> dict[str, float]:
     """Share of its traffic each ramped experiment takes now (halted: 0)."""
     shares = {}
     for name in settings.experiments:
-        state = _load(ramp_file(settings, name))
+        state = load_state(ramp_file(settings, name))
         if state:
             shares[name] = 0.0 if state["status"] == HALTED else float(state["share"])
     return shares
@@ -53,10 +53,10 @@ def ramp_step(settings: Settings, name: str, *, min_listeners: int = 100, as_of:
     if exp is None:
         raise UnknownExperiment(f"no experiment {name!r} is configured")
     path = ramp_file(settings, name)
-    state = _load(path)
+    state = load_state(path)
     if not state:
         state = {"stage": 0, "share": exp.ramp[0], "status": RAMPING, "history": []}
-        _save(path, state)
+        save_state(path, state)
         return RampStep("started", exp.ramp[0], [f"started at {exp.ramp[0]:.0%} of its traffic"], None, [])
     if state["status"] != RAMPING:
         return RampStep(state["status"], state["share"], [f"the ramp is {state['status']}"], None, state["history"])
@@ -81,7 +81,7 @@ def ramp_step(settings: Settings, name: str, *, min_listeners: int = 100, as_of:
         state["status"], entry["action"] = HALTED, action
     elif at_stage < min_listeners:
         action, reasons = "held", [f"{at_stage} listeners exposed at this stage; {min_listeners} needed to judge it"]
-        _save(path, state)
+        save_state(path, state)
         return RampStep(action, state["share"], reasons, result, state["history"])
     elif state["stage"] + 1 >= len(exp.ramp):
         action, reasons = "complete", ["guardrails held at every stage; the experiment runs at its full traffic"]
@@ -93,7 +93,7 @@ def ramp_step(settings: Settings, name: str, *, min_listeners: int = 100, as_of:
         reasons = [f"guardrails hold: up to {state['share']:.0%} of its traffic"]
         entry["action"] = action
     state["history"].append(entry)
-    _save(path, state)
+    save_state(path, state)
     return RampStep(action, 0.0 if action == "halted" else state["share"], reasons, result, state["history"])
 
 

@@ -35,7 +35,7 @@ def as_table(a: Analysis) -> Table:
 
 
 def as_json(a: Analysis) -> str:
-    return json.dumps(a.to_json(), indent=2, sort_keys=True, default=str)
+    return json.dumps(a.to_json(), indent=2, sort_keys=True, default=str, allow_nan=False)
 
 
 def _effects_figure(a: Analysis) -> Any:
@@ -63,7 +63,8 @@ def _looks_figure(looks: list[dict[str, Any]], title: str, x_key: str = "fractio
     fig = go.Figure()
     names = sorted({name for look in looks for name in look.get("effects", {})})
     for name in names:
-        points = [(look[x_key], look["effects"][name]) for look in looks if name in look.get("effects", {})]
+        points = [(look[x_key], look["effects"][name]) for look in looks
+                  if None not in look.get("effects", {}).get(name, [None])]  # fmt: skip
         fig.add_trace(go.Scatter(
             x=[x for x, _ in points], y=[100 * e[0] for _, e in points], mode="lines+markers", name=name,
             error_y={"type": "data", "symmetric": False, "array": [100 * (e[2] - e[0]) for _, e in points],

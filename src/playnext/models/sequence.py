@@ -128,11 +128,16 @@ class SASRec(VectorModel):
                 optimizer.step()
         net.eval()
         self.net_ = net
+        self._last_state = None
         self.item_factors_ = net.item.weight.detach().numpy()[1:].astype(np.float32)
         self.user_factors_ = self.sequence_vectors([data.sequence(u) for u in range(data.n_users)])
 
     def sequence_vectors(self, sequences: list[np.ndarray]) -> np.ndarray:
-        """The encoder's last state for each sequence of item indexes (oldest first); zero for an empty one."""
+        """The encoder's last state for each sequence of item indexes (oldest first); zero for an empty one.
+
+        One sequence (a next-track request) goes through ``LastState``, the same arithmetic in NumPy: PyTorch's
+        per-call overhead made the forward pass most of a request's time. Batches (training, the batch
+        surfaces) stay in PyTorch."""
         import torch
 
         length = self.params["max_len"]
@@ -142,6 +147,14 @@ class SASRec(VectorModel):
             seq = np.asarray(seq, dtype=np.int64)[-length:]
             if len(seq):
                 batch[row, length - len(seq) :] = seq + 1
+        if len(sequences) == 1:
+            if not batch[0].any():
+                return out
+            last_state = getattr(self, "_last_state", None)
+            if last_state is None:
+                last_state = self._last_state = LastState(self.net_.state_dict(), self.params["heads"])
+            out[0] = last_state(batch[0])
+            return out
         with torch.no_grad():
             for lo in range(0, len(batch), 1024):
                 h = self.net_(torch.from_numpy(batch[lo : lo + 1024]))
@@ -167,3 +180,63 @@ class SASRec(VectorModel):
         net.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
         net.eval()
         self.net_ = net
+        self._last_state = None
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+class LastState:
+    """SASRec's encoder for one padded sequence, in NumPy, returning only the last position's state: the
+    pre-norm Transformer layers of ``torch.nn.TransformerEncoderLayer(norm_first=True)`` with a causal mask,
+    ReLU feed-forward and the final LayerNorm. The last layer computes its attention for the last position only,
+    since nothing else is read. A test holds it to PyTorch's output."""
+
+    def __init__(self, state: dict, heads: int) -> None:  # type: ignore[type-arg]
+        w = {k: v.detach().numpy().astype(np.float64) for k, v in state.items() if k != "causal"}
+        self.heads = heads
+        self.item, self.position = w["item.weight"], w["position.weight"]
+        self.dim = self.item.shape[1]
+        self.norm = (w["norm.weight"], w["norm.bias"])
+        self.layers = []
+        n = 0
+        while f"encoder.layers.{n}.linear1.weight" in w:
+            p = f"encoder.layers.{n}."
+            self.layers.append({
+                "in_w": w[p + "self_attn.in_proj_weight"].T.copy(), "in_b": w[p + "self_attn.in_proj_bias"],
+                "out_w": w[p + "self_attn.out_proj.weight"].T.copy(), "out_b": w[p + "self_attn.out_proj.bias"],
+                "l1_w": w[p + "linear1.weight"].T.copy(), "l1_b": w[p + "linear1.bias"],
+                "l2_w": w[p + "linear2.weight"].T.copy(), "l2_b": w[p + "linear2.bias"],
+                "n1": (w[p + "norm1.weight"], w[p + "norm1.bias"]), "n2": (w[p + "norm2.weight"], w[p + "norm2.bias"]),
+            })  # fmt: skip
+            n += 1
+
+    def __call__(self, seq: np.ndarray) -> np.ndarray:
+        length, d, h = len(seq), self.dim, self.heads
+        keep = (seq > 0)[:, None].astype(np.float64)
+        x = (self.item[seq] * math.sqrt(d) + self.position[:length]) * keep
+        causal = np.triu(np.full((length, length), -np.inf), 1)
+        for i, layer in enumerate(self.layers):
+            last_only = i == len(self.layers) - 1
+            y = _layer_norm(x, *layer["n1"])
+            qkv = y @ layer["in_w"] + layer["in_b"]
+            q, k, v = qkv[:, :d], qkv[:, d : 2 * d], qkv[:, 2 * d :]
+            if last_only:
+                q, mask, rows = q[-1:], causal[-1:], x[-1:]
+            else:
+                mask, rows = causal, x
+            hd = d // h
+            qh = q.reshape(len(q), h, hd).transpose(1, 0, 2)
+            kh = k.reshape(length, h, hd).transpose(1, 2, 0)
+            vh = v.reshape(length, h, hd).transpose(1, 0, 2)
+            scores = qh @ kh / math.sqrt(hd) + mask
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            attended = (scores / scores.sum(axis=-1, keepdims=True)) @ vh
+            attended = attended.transpose(1, 0, 2).reshape(len(q), d)
+            x = rows + attended @ layer["out_w"] + layer["out_b"]
+            y = _layer_norm(x, *layer["n2"])
+            x = x + np.maximum(y @ layer["l1_w"] + layer["l1_b"], 0.0) @ layer["l2_w"] + layer["l2_b"]
+        return (_layer_norm(x, *self.norm) * keep[-1:])[-1].astype(np.float32)

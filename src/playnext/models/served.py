@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from playnext.models.registry import POINTER, ModelVersion, Registry, RegistryError
 
 log = logging.getLogger(__name__)
+PINNED_RETRY_S = 30.0  # a variant's version that failed to load is tried again after this long
 
 
 class ServedModel:
@@ -25,6 +27,7 @@ class ServedModel:
         self._seen: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._pinned: dict[str, ModelVersion] = {}
+        self._failed: dict[str, tuple[float, RegistryError]] = {}
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -65,8 +68,15 @@ class ServedModel:
         """A version other than the served one, by id (an experiment's variant): loaded once and kept; raises
         ``RegistryError`` when it does not exist or fails its checks."""
         with self._lock:
+            failed = self._failed.get(version_id)
+            if failed is not None and time.monotonic() - failed[0] < PINNED_RETRY_S:
+                raise failed[1]  # verifying a version hashes every file: not on every request
             if version_id not in self._pinned:
-                loaded = self.registry.load(version_id)
+                try:
+                    loaded = self.registry.load(version_id)
+                except RegistryError as exc:
+                    self._failed[version_id] = (time.monotonic(), exc)
+                    raise
                 loaded.data.user_index([]), loaded.data.item_index([])
                 self._pinned[version_id] = loaded
             return self._pinned[version_id]

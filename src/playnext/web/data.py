@@ -124,7 +124,7 @@ def experiments(settings: Settings) -> list[dict[str, Any]]:
         effects = [
             {"label": f"{name} {r['variant']}/{r['metric']}", "relative": r["relative"], "low": r["ci_relative"][0],
              "high": r["ci_relative"][1], "role": r["role"]}
-            for r in last.get("results", []) if r["role"] != "secondary"
+            for r in last.get("results", []) if r["role"] != "secondary" and r["relative"] is not None
         ]  # fmt: skip
         out.append({"name": name, "layer": exp.layer, "traffic": exp.traffic, "variants": sorted(exp.variants),
                     "verdict": verdict, "as_of": last.get("as_of"), "reasons": last.get("reasons", []),

@@ -233,9 +233,10 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
         return await _without_model(request, "home", [user], size)
     (version, treatment), day = await _treated(request, user), _today()
     state = request.app.state
-    if getattr(state, "shelf_stats_for", None) != version.id:  # learned again for each model version
-        state.shelf_stats = await asyncio.to_thread(shelf_stats_from_lake, state.settings, version)
-        state.shelf_stats_for = version.id
+    stats = version.derived.get("shelf_stats")  # learned again for each model version (variants' too)
+    if stats is None:
+        stats = await asyncio.to_thread(version.derive, "shelf_stats",
+                                        lambda: shelf_stats_from_lake(state.settings, version))  # fmt: skip
 
     def popular_shelves() -> list[SurfaceList]:
         found = shelves(version, user, size=HOME_SIZE, country=where, candidates=popular_order(version, where))
@@ -246,7 +247,7 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
     else:
         stored, source = popular_shelves(), "live"
     available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
-    page = home(version, user, state.shelf_stats, np.random.default_rng(), size=size, available=available)
+    page = home(version, user, stats, np.random.default_rng(), size=size, available=available)
     request_id = _request_id(request, "home", source)
     variant = treatment.label
     await _log(request, home_impressions(page, user, request_id, dt.datetime.now(dt.UTC), variant))
@@ -299,7 +300,8 @@ async def get_search(request: Request, q: str, user: str | None, n: int) -> Resp
     listener = _id(user, "user id") if user else None
     if request.app.state.model.version is None:
         return await _without_model(request, "search", [listener] if listener else [], n, query=q.strip())
-    shown = search(_version(request), q.strip(), listener, n=n)
+    version = (await _treated(request, listener))[0] if listener else _version(request)
+    shown = search(version, q.strip(), listener, n=n)
     return _json(await _shown(request, shown, [listener] if listener else [], {"user_id": listener}, "live"))
 
 
