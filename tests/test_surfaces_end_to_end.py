@@ -8,7 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e import Server, env_for, lake_event_ids, playnext
+from playnext.config import Settings
+from playnext.lake.query import connect
+from tests.e2e import Server, env_for, playnext
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +48,9 @@ def test_every_surface_answers_on_a_simulated_world_and_its_impressions_reach_th
             assert items and all(i["reason"] for i in items), path
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the server seals and compacts its log by itself
-            stored = {e.split("-")[0] for e in lake_event_ids(tmp_path / "data" / "lake")}
+            found = connect(Settings(data_dir=tmp_path / "data")).execute(
+                "SELECT DISTINCT request_id FROM events WHERE type = 'impression'").fetchall()  # fmt: skip
+            stored = {row[0] for row in found}
             if set(request_ids) <= stored:
                 break
             time.sleep(0.5)

@@ -429,3 +429,16 @@ def test_a_variant_changes_what_its_listeners_are_served(served: Settings, auth:
         # The list stored with the variant's parameters is what that listener is served next time.
         again = c.get(f"/v1/users/{users['capped']}/discover-weekly", headers=auth).json()
         assert again["source"] == "precomputed" and again["items"] == capped["items"]
+
+
+def test_a_repeated_client_request_id_logs_every_showing(client: TestClient, auth: dict, served: Settings) -> None:
+    """Impression ids never come from the client's X-Request-Id: two answers under one id are two showings."""
+    headers = {**auth, "X-Request-Id": "client-trace-0001"}
+    first = client.get("/v1/users/u3/discover-weekly?n=4", headers=headers).json()
+    second = client.get("/v1/users/u3/discover-weekly?n=4", headers=headers).json()
+    assert first["request_id"] == second["request_id"] == "client-trace-0001"
+    client.app.state.event_log.rotate()
+    compact(served.log_dir, served.lake_dir)
+    rows = connect(served).execute("SELECT count(*), count(DISTINCT event_id) FROM events WHERE request_id = ?",
+                                   ["client-trace-0001"]).fetchone()  # fmt: skip
+    assert rows == (8, 8)

@@ -200,3 +200,15 @@ def test_sorted_runs_are_merged_in_the_background_and_lookups_stay_exact(
     everything = [d for b in batches for d in b]
     assert seen.present(everything).all()
     assert not seen.present([dedup.digest(f"new-{i}") for i in range(100)]).any()
+
+
+def test_fresh_batches_skip_the_lookup_but_their_ids_still_count_as_seen(tmp_path: Path) -> None:
+    """Server-made impressions are stored without a duplicate lookup; a client posting one of their ids later,
+    in this run or after a restart, is told it is a duplicate."""
+    batch = events(3, prefix="imp")
+    with EventLog(tmp_path) as log:
+        assert log.submit(batch, fresh=True).result() == [True, True, True]
+        assert log.append(batch[:1]) == [False]
+    with EventLog(tmp_path) as log:
+        assert log.append(batch[1:2]) == [False]
+    assert Counter(ids_in_log(tmp_path)) == {e.event_id: 1 for e in batch}

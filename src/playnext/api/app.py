@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
+import numpy as np
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -82,6 +83,9 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.tombstones = Tombstones(settings.tombstones_file)
     app.state.lake_fallback = LakeFallback(settings)
     app.state.treatments = LiveTreatments(settings)
+    # Home's bandit draws from one generator (requests run on the event loop's thread): seeding a new one from the
+    # OS per request cost more than the draw itself.
+    app.state.home_rng = np.random.default_rng()
     app.state.forget_lock = asyncio.Lock()
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     app.state.metrics = Metrics()

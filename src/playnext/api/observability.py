@@ -38,8 +38,16 @@ class Metrics:
                                ["surface", "source"], registry=r)  # fmt: skip
         self.store_errors = Counter("playnext_online_store_errors", "Online store calls that failed", ["operation"],
                                     registry=r)  # fmt: skip
+        self._answer_children: dict[tuple[str, str], Any] = {}
         self.impressions_lost = Counter("playnext_impressions_lost", "Impressions answered but not logged",
                                         registry=r)  # fmt: skip
+
+    def answer(self, surface: str, source: str) -> None:
+        """Count one surface answer; the labelled child is looked up once per pair, not per request."""
+        child = self._answer_children.get((surface, source))
+        if child is None:
+            child = self._answer_children[(surface, source)] = self.answers.labels(surface, source)
+        child.inc()
 
     def watch(self, state: Any) -> None:
         """Expose what the app's parts count themselves (the log's writer, the served model) at scrape time."""

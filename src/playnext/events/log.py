@@ -128,6 +128,7 @@ class LogStats:
 class _Pending:
     events: Sequence[Event]
     future: Future[list[bool]]
+    fresh: bool = False  # ids unique by construction (server exposure): stored without a lookup
 
 
 @dataclass
@@ -209,15 +210,20 @@ class EventLog:
 
     # -- public API -------------------------------------------------------------------------------------------
 
-    def submit(self, events: Sequence[Event]) -> Future[list[bool]]:
-        """Queue events; the future gives, per event, True if stored now or False if its id was seen before."""
+    def submit(self, events: Sequence[Event], fresh: bool = False) -> Future[list[bool]]:
+        """Queue events; the future gives, per event, True if stored now or False if its id was seen before.
+
+        ``fresh``: the caller made the ids and they cannot have been stored before (impressions, whose ids start
+        with a random per-process prefix), so the writer skips looking them up. Their ids still join the seen
+        set, so a client that later posts one is told it is a duplicate. The lookup is the writer's main CPU
+        cost, and the writer shares the GIL with the event loop serving requests."""
         future: Future[list[bool]] = Future()
         if self._closed:
             future.set_exception(LogUnavailable("the event log is closed"))
         elif self._failed is not None:
             future.set_exception(LogUnavailable(f"the event log stopped after a write error: {self._failed}"))
         else:
-            self._queue.put(_Pending(events, future))
+            self._queue.put(_Pending(events, future, fresh))
         return future
 
     def backlog(self) -> int:
@@ -341,7 +347,8 @@ class EventLog:
 
     def _dedup(self, group: list[_Pending]) -> tuple[list[list[bool]], list[Event], list[bytes]]:
         assert self._seen is not None
-        digests = [digest(e.event_id) for p in group for e in p.events]
+        checked = [p for p in group if not p.fresh]
+        digests = [digest(e.event_id) for p in checked for e in p.events]
         known = self._seen.present(digests).tolist()
         verdicts: list[list[bool]] = []
         fresh: list[Event] = []
@@ -349,6 +356,11 @@ class EventLog:
         taken: set[bytes] = set()  # a second copy later in the same group is a duplicate too
         at = 0
         for p in group:
+            if p.fresh:
+                fresh.extend(p.events)
+                fresh_digests.extend(digest(e.event_id) for e in p.events)
+                verdicts.append([True] * len(p.events))
+                continue
             v = []
             for event in p.events:
                 d = digests[at]

@@ -53,15 +53,16 @@ class ItemIndex:
         self.size_ = len(keep)
         return self
 
-    def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(items, scores) of the ``k`` largest inner products; -1 / -inf past the indexed items."""
+    def query(self, vectors: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(items, scores) of the ``k`` largest inner products; -1 / -inf past the indexed items. ``ef``: the
+        search breadth for this query (default the index's), traded against its time."""
         k_eff = min(k, self.size_)
         items = np.full((len(vectors), k), -1, np.int64)
         scores = np.full((len(vectors), k), -np.inf, np.float32)
         if k_eff == 0 or len(vectors) == 0:
             return items, scores
         ids, dist = self.index_.query(
-            np.ascontiguousarray(vectors, np.float32), k=k_eff, num_threads=1, query_ef=max(self.ef, k_eff)
+            np.ascontiguousarray(vectors, np.float32), k=k_eff, num_threads=1, query_ef=max(ef or self.ef, k_eff)
         )
         items[:, :k_eff] = ids.reshape(len(vectors), k_eff).astype(np.int64)
         scores[:, :k_eff] = 1.0 - dist.reshape(len(vectors), k_eff)  # voyager's inner-product distance: 1 - dot

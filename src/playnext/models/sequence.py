@@ -196,7 +196,7 @@ class LastState:
     since nothing else is read. A test holds it to PyTorch's output."""
 
     def __init__(self, state: dict, heads: int) -> None:  # type: ignore[type-arg]
-        w = {k: v.detach().numpy().astype(np.float64) for k, v in state.items() if k != "causal"}
+        w = {k: v.detach().numpy().astype(np.float32) for k, v in state.items() if k != "causal"}
         self.heads = heads
         self.item, self.position = w["item.weight"], w["position.weight"]
         self.dim = self.item.shape[1]
@@ -216,9 +216,9 @@ class LastState:
 
     def __call__(self, seq: np.ndarray) -> np.ndarray:
         length, d, h = len(seq), self.dim, self.heads
-        keep = (seq > 0)[:, None].astype(np.float64)
-        x = (self.item[seq] * math.sqrt(d) + self.position[:length]) * keep
-        causal = np.triu(np.full((length, length), -np.inf), 1)
+        keep = (seq > 0)[:, None].astype(np.float32)
+        x = (self.item[seq] * np.float32(math.sqrt(d)) + self.position[:length]) * keep
+        causal = np.triu(np.full((length, length), -np.inf, np.float32), 1)
         for i, layer in enumerate(self.layers):
             last_only = i == len(self.layers) - 1
             y = _layer_norm(x, *layer["n1"])
@@ -232,7 +232,7 @@ class LastState:
             qh = q.reshape(len(q), h, hd).transpose(1, 0, 2)
             kh = k.reshape(length, h, hd).transpose(1, 2, 0)
             vh = v.reshape(length, h, hd).transpose(1, 0, 2)
-            scores = qh @ kh / math.sqrt(hd) + mask
+            scores = qh @ kh * np.float32(1 / math.sqrt(hd)) + mask
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             attended = (scores / scores.sum(axis=-1, keepdims=True)) @ vh
             attended = attended.transpose(1, 0, 2).reshape(len(q), d)

@@ -1,9 +1,10 @@
 """Next track: what to play after the current one, from the sequence model and the live session.
 
 The listener's liked history, the session's recent plays and the current track form one sequence for SASRec. Its
-``POOL`` best continuations (from the version's voyager index over SASRec's item vectors on a large catalog, else
-exactly) and the ``POOL`` strongest co-occurrence neighbours of the current track (else another generator's
-similar items) form the candidates; each signal is standardized over them and summed. Scoring candidates rather
+best continuations (``POOL // 2`` from the version's voyager index over SASRec's item vectors, searched with breadth
+``SEQUENCE_EF``, on a large catalog; else ``POOL``, exactly) and the ``POOL`` strongest co-occurrence neighbours
+of the current track (else another generator's similar items) form the candidates; each signal is standardized
+over them and summed. Scoring candidates rather
 than the whole catalog keeps a request within a few milliseconds at 100k tracks: a full pass (two dense score
 rows, their standardization and a selection over every item) cost several times that. The current track, the
 session's plays and skips and the listener's last plays are never proposed again. An unknown current track and an
@@ -15,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from playnext.index.ann import AnnIndexed
-from playnext.models.blend import standardize
 from playnext.models.interactions import top_n
 from playnext.models.item_item import Cooccurrence
 from playnext.models.registry import ModelVersion
@@ -24,6 +24,9 @@ from playnext.surfaces.common import SurfaceList, because, generator, picks, pop
 
 RECENT_HISTORY = 20  # the listener's last plays, also never repeated
 POOL = 200  # candidates from each signal
+# SASRec's continuations come from its voyager index with this breadth: all of them are then scored exactly, so a
+# narrower search costs a few candidates at the margin, and the search was the largest part of a request.
+SEQUENCE_EF = 100
 
 
 def _sequence_candidates(version: ModelVersion, sequence: np.ndarray) -> tuple[np.ndarray, SASRec, np.ndarray] | None:
@@ -35,19 +38,28 @@ def _sequence_candidates(version: ModelVersion, sequence: np.ndarray) -> tuple[n
     model = found[0].model if isinstance(found[0], AnnIndexed) else found[0]
     vector = model.sequence_vectors([sequence])
     if isinstance(found[0], AnnIndexed):
-        items = found[0].index_.query(vector, POOL)[0][0]
+        items = found[0].index_.query(vector, POOL // 2, ef=SEQUENCE_EF)[0][0]
     else:
         items = top_n(vector @ model.item_factors_.T, POOL).items[0]
     return items[items >= 0], model, vector[0]
+
+
+def _z(scores: np.ndarray) -> np.ndarray:
+    """Standardized scores (all finite here): ``models.blend.standardize`` handles missing values, at several
+    times the cost, on what is one small row per request."""
+    std = float(scores.std())
+    return (scores - scores.mean()) / (std if std > 1e-9 else 1.0)
 
 
 def _neighbours(version: ModelVersion, current: int) -> tuple[np.ndarray, np.ndarray]:
     """(items, similarity) of the current track's strongest neighbours."""
     graph = generator(version, Cooccurrence)
     if graph is not None:
-        row = graph.weights_[current]
-        keep = row.data > 0
-        items, scores = row.indices[keep], row.data[keep]
+        w = graph.weights_  # the row read straight from CSR: scipy's row indexing cost more than the rest
+        lo, hi = w.indptr[current], w.indptr[current + 1]
+        items, scores = w.indices[lo:hi], w.data[lo:hi]
+        keep = scores > 0
+        items, scores = items[keep], scores[keep]
         best = np.argsort(-scores, kind="stable")[:POOL]
         if len(best):
             return items[best].astype(np.int64), scores[best].astype(np.float32)
@@ -85,7 +97,7 @@ def next_tracks(
         pool = popular_order(version, country)[: POOL * 4]
         total = -np.arange(len(pool), dtype=np.float32)
     else:
-        total = np.sum([standardize(p[None, :])[0] for p in parts], axis=0).astype(np.float32)
+        total = np.sum([_z(p) for p in parts], axis=0).astype(np.float32)
     kind = data.meta.item_type[cur] if cur >= 0 else "track"
     others = data.item_index(never or [])
     banned = np.concatenate([history[-RECENT_HISTORY:], np.array(session, np.int64), others[others >= 0],

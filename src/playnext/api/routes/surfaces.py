@@ -19,7 +19,6 @@ from concurrent.futures import Future
 from typing import Any
 
 import msgspec
-import numpy as np
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -125,7 +124,7 @@ async def _log(request: Request, events: list) -> None:  # type: ignore[type-arg
     (a list shown but never logged would blind experiments and off-policy evaluation)."""
     event_log = request.app.state.event_log
     try:
-        future = event_log.submit(events)
+        future = event_log.submit(events, fresh=True)  # impression ids are unique by construction
         if event_log.backlog() > EXPOSURE_BACKLOG or future.done():
             await asyncio.wrap_future(future)
         else:
@@ -153,7 +152,7 @@ def _items(shown: SurfaceList) -> list[dict[str, Any]]:
 
 def _request_id(request: Request, surface: str, source: str) -> str:
     """The id the middleware gave this request (also in ``X-Request-Id`` and the logs); counted per source."""
-    request.app.state.metrics.answers.labels(surface, source).inc()
+    request.app.state.metrics.answer(surface, source)
     return request_id.get() or uuid.uuid4().hex
 
 
@@ -247,7 +246,7 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
     else:
         stored, source = popular_shelves(), "live"
     available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
-    page = home(version, user, stats, np.random.default_rng(), size=size, available=available)
+    page = home(version, user, stats, state.home_rng, size=size, available=available)
     request_id = _request_id(request, "home", source)
     variant = treatment.label
     await _log(request, home_impressions(page, user, request_id, dt.datetime.now(dt.UTC), variant))
