@@ -26,13 +26,16 @@ def _as_of(value: str | None) -> dt.datetime | None:
 @experiment_app.command("list")
 def experiment_list(ctx: typer.Context) -> None:
     """Configured experiments with their layer, traffic, variants and last verdict."""
-    from playnext.experiments.analysis import latest_analysis
+    from playnext.experiments.analysis import BrokenState, latest_analysis
 
     settings = settings_of(ctx)
     if not settings.experiments:
         out.print("no experiments are configured ([experiments.NAME] in playnext.toml)")
     for name, exp in sorted(settings.experiments.items()):
-        last = latest_analysis(settings, name)
+        try:
+            last = latest_analysis(settings, name)
+        except BrokenState as exc:
+            fail(str(exc))
         verdict = f"{last['verdict']} (as of {last['as_of']})" if last else "not analysed yet"
         shares = ", ".join(f"{v} {spec.share:.0%}" for v, spec in sorted(exp.variants.items()))
         out.print(f"{name}: layer {exp.layer}, traffic {exp.traffic:.0%}, {'running' if exp.running else 'stopped'}; "
@@ -50,14 +53,14 @@ def experiment_analyze(
     cuped: bool = typer.Option(True, help="Adjust for the pre-exposure period (CUPED)."),
 ) -> None:
     """Effects with repeated confidence intervals, CUPED, the sample ratio check and the verdict."""
-    from playnext.experiments.analysis import UnknownExperiment, analyze, experiment_dir
+    from playnext.experiments.analysis import BrokenState, UnknownExperiment, analyze, experiment_dir
     from playnext.experiments.report import as_json as to_json
     from playnext.experiments.report import as_table, write_html
 
     settings = settings_of(ctx)
     try:
         result = analyze(settings, name, as_of=_as_of(as_of), record=record, cuped=cuped)
-    except UnknownExperiment as exc:
+    except (UnknownExperiment, BrokenState) as exc:
         fail(str(exc))
     report = write_html(result, html or experiment_dir(settings, name) / "report.html")
     if as_json:
@@ -97,14 +100,14 @@ def experiment_ramp(
     html: Path | None = typer.Option(None, help="Write the HTML report with the ramp plot here."),
 ) -> None:
     """Start the ramp, or advance it one stage if the guardrails hold (halt it if they do not)."""
-    from playnext.experiments.analysis import UnknownExperiment, experiment_dir
+    from playnext.experiments.analysis import BrokenState, UnknownExperiment, experiment_dir
     from playnext.experiments.ramp import ramp_step
     from playnext.experiments.report import write_html
 
     settings = settings_of(ctx)
     try:
         step = ramp_step(settings, name, min_listeners=min_listeners)
-    except UnknownExperiment as exc:
+    except (UnknownExperiment, BrokenState) as exc:
         fail(str(exc))
     out.print(f"{name}: {step.action}; now {step.share:.0%} of its traffic", highlight=False)
     for reason in step.reasons:

@@ -238,3 +238,28 @@ def test_undefined_effects_are_null_in_json_never_nan(tmp_path: Path) -> None:
     json.loads(as_json(result), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     saved = (settings.experiments_dir / "dw" / "analysis.json").read_text()
     assert "NaN" not in saved
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b"[1, 2]"])
+def test_a_broken_state_file_is_named_and_never_restarts_anything_silently(tmp_path: Path, content: bytes) -> None:
+    from fastapi.testclient import TestClient
+
+    from playnext.api.app import create_app
+    from playnext.web.data import experiments
+
+    settings = _settings(tmp_path, planned_sample_size=1000)
+    _world(settings, 200, treatment_lift=0.0)
+    directory = settings.experiments_dir / "dw"
+    directory.mkdir(parents=True)
+    for name in ("looks.json", "ramp.json", "analysis.json"):
+        (directory / name).write_bytes(content)
+    env = env_for(settings.data_dir, experiments=json.dumps({"dw": settings.experiments["dw"].model_dump()}))
+    for command in (["analyze", "dw"], ["ramp", "dw"], ["list"]):
+        failed = playnext("experiment", *command, env=env, check=False)
+        assert failed.returncode == 2 and "restore it or delete it" in failed.stderr, (command, failed.stderr)
+        assert "Traceback" not in failed.stderr
+    assert (directory / "looks.json").read_bytes() == content  # left for the operator to look at
+    assert current_shares(settings) == {"dw": 0.0}  # serving stops the experiment rather than guess its ramp
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics").status_code == 200
+    assert experiments(settings)[0]["verdict"] == "unreadable analysis"

@@ -96,12 +96,15 @@ class _StateCollector:
 def _srm(settings: Any) -> GaugeMetricFamily:
     """1 per running experiment whose last recorded analysis found a sample ratio mismatch (read from the
     analyses ``playnext experiment analyze`` writes, so every replica reports it)."""
-    from playnext.experiments.analysis import latest_analysis
+    from playnext.experiments.analysis import BrokenState, latest_analysis
 
     family = GaugeMetricFamily("playnext_experiment_srm_detected", "1 while an experiment fails its sample-ratio "
                                "check", labels=["experiment"])  # fmt: skip
     for name, exp in sorted(settings.experiments.items()) if settings is not None else []:
-        last = latest_analysis(settings, name) if exp.running else None
+        try:
+            last = latest_analysis(settings, name) if exp.running else None
+        except BrokenState:
+            continue  # the dashboard and `playnext experiment list` say what is wrong with the file
         if last is not None:
             family.add_metric([name], float(bool(last["sample_ratio"]["mismatch"])))
     return family

@@ -203,11 +203,22 @@ def experiment_dir(settings: Settings, name: str) -> Path:
     return settings.experiments_dir / name
 
 
+class BrokenState(ValueError):
+    pass
+
+
 def load_state(path: Path) -> dict[str, Any]:
+    """An experiment's looks, ramp or last analysis; {} before the first. Written atomically, so a file that does
+    not parse was edited by hand: say which, rather than start the sequential test or the ramp over silently."""
     try:
-        return json.loads(path.read_bytes())
+        value = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BrokenState(f"{path} is not valid JSON ({exc}); restore it or delete it to start over") from None
+    if not isinstance(value, dict):
+        raise BrokenState(f"{path} does not hold a JSON object; restore it or delete it to start over")
+    return value
 
 
 def save_state(path: Path, value: dict[str, Any]) -> None:

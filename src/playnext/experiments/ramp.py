@@ -13,15 +13,25 @@ ramp or a halt needs no restart. An experiment that was never ramped runs at its
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from playnext.config import Settings
-from playnext.experiments.analysis import Analysis, UnknownExperiment, analyze, experiment_dir, load_state, save_state
+from playnext.experiments.analysis import (
+    Analysis,
+    BrokenState,
+    UnknownExperiment,
+    analyze,
+    experiment_dir,
+    load_state,
+    save_state,
+)
 from playnext.experiments.assignment import Assigner
 from playnext.experiments.treatment import Treatment, Treatments
 
+log = logging.getLogger(__name__)
 RAMPING, HALTED, COMPLETE = "ramping", "halted", "complete"
 
 
@@ -39,10 +49,16 @@ def ramp_file(settings: Settings, name: str):  # type: ignore[no-untyped-def]
 
 
 def current_shares(settings: Settings) -> dict[str, float]:
-    """Share of its traffic each ramped experiment takes now (halted: 0)."""
+    """Share of its traffic each ramped experiment takes now (halted: 0). An unreadable ramp file stops the
+    experiment (share 0) and is logged: serving goes on, and nobody is exposed to a ramp of unknown state."""
     shares = {}
     for name in settings.experiments:
-        state = load_state(ramp_file(settings, name))
+        try:
+            state = load_state(ramp_file(settings, name))
+        except BrokenState as exc:
+            log.error("experiment %s is stopped: %s", name, exc)
+            shares[name] = 0.0
+            continue
         if state:
             shares[name] = 0.0 if state["status"] == HALTED else float(state["share"])
     return shares

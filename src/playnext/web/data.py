@@ -113,13 +113,16 @@ def model_versions(settings: Settings, served: str | None) -> list[dict[str, Any
 
 def experiments(settings: Settings) -> list[dict[str, Any]]:
     """Running experiments with the verdict and effects of their last recorded analysis."""
-    from playnext.experiments.analysis import latest_analysis
+    from playnext.experiments.analysis import BrokenState, latest_analysis
 
     out = []
     for name, exp in sorted(settings.experiments.items()):
         if not exp.running:
             continue
-        last = latest_analysis(settings, name) or {}
+        try:
+            last = latest_analysis(settings, name) or {}
+        except BrokenState as exc:
+            last = {"verdict": "unreadable analysis", "reasons": [str(exc)]}
         verdict = last.get("verdict", "not analysed yet") + (f" {last['variant']}" if last.get("variant") else "")
         effects = [
             {"label": f"{name} {r['variant']}/{r['metric']}", "relative": r["relative"], "low": r["ci_relative"][0],
