@@ -49,7 +49,7 @@ def test_ab_detects_a_built_in_improvement_with_the_planned_power(loop: Experime
 
 
 def test_a_variant_that_loses_exposure_logs_is_caught(loop: ExperimentLoop) -> None:
-    found = srm_check(loop, listeners=8000, lost=0.1)
+    found = srm_check(loop, listeners=20_000, lost=0.1)
     assert found.healthy_p >= SRM_ALPHA and found.broken_p < SRM_ALPHA and found.broken_verdict == BLOCKED, found
 
 

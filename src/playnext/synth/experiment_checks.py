@@ -89,7 +89,7 @@ class SRMRun:
     broken_verdict: str
 
 
-def srm_check(loop: ExperimentLoop, listeners: int = 8000, lost: float = 0.1) -> SRMRun:
+def srm_check(loop: ExperimentLoop, listeners: int = 20_000, lost: float = 0.1) -> SRMRun:
     """The same experiment healthy, then with ``lost`` of the treatment's exposure logs dropped."""
     exp, same = two_variants("srm", listeners), Policy(0.3)
     healthy = loop.run(exp, "x", {"control": same, "treatment": same}, listeners)
