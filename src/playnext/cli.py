@@ -46,6 +46,17 @@ def settings_of(ctx: typer.Context) -> Settings:
     return ctx.obj
 
 
+def utc_time(value: str | None, option: str) -> dt.datetime | None:
+    """An ISO 8601 time given to ``option``, in UTC when it names no zone; a CLI error otherwise."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not an ISO 8601 time")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -324,12 +335,7 @@ def pipeline_run(
     from playnext.pipelines.runner import UnknownTable, run_pipeline
 
     chosen = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()] or None
-    try:
-        reference = dt.datetime.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        fail(f"--as-of {as_of!r} is not an ISO 8601 time")
-    if reference is not None and reference.tzinfo is None:
-        reference = reference.replace(tzinfo=dt.UTC)
+    reference = utc_time(as_of, "--as-of")
     table = Table("table", "mode", "rows", "files", "seconds")
     with err.status("starting the engine…") as status:
 

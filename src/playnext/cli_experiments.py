@@ -7,20 +7,10 @@ from pathlib import Path
 
 import typer
 
-from playnext.cli import app, fail, out, settings_of
+from playnext.cli import app, fail, out, settings_of, utc_time
 
 experiment_app = typer.Typer(help="A/B tests: plan, analyze, ramp; off-policy estimates.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
-
-
-def _as_of(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--as-of is not an ISO date or time: {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @experiment_app.command("list")
@@ -59,7 +49,7 @@ def experiment_analyze(
 
     settings = settings_of(ctx)
     try:
-        result = analyze(settings, name, as_of=_as_of(as_of), record=record, cuped=cuped)
+        result = analyze(settings, name, as_of=utc_time(as_of, "--as-of"), record=record, cuped=cuped)
     except (UnknownExperiment, BrokenState) as exc:
         fail(str(exc))
     report = write_html(result, html or experiment_dir(settings, name) / "report.html")
@@ -135,7 +125,7 @@ def experiment_ope(
     settings = settings_of(ctx)
     if target not in TARGETS:
         fail(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
-    end = _as_of(as_of) or dt.datetime.now(dt.UTC)
+    end = utc_time(as_of, "--as-of") or dt.datetime.now(dt.UTC)
     registry = Registry(settings)
     try:
         current = registry.current_id()

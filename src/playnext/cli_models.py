@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from playnext.cli import app, err, fail, out, settings_of
+from playnext.cli import app, err, fail, out, settings_of, utc_time
 
 models_app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Public datasets as playnext events and catalog.", no_args_is_help=True)
@@ -35,11 +35,7 @@ def _cutoff(settings: Any, holdout: float | None, cutoff: str | None) -> dt.date
     if holdout is not None and cutoff is not None:
         fail("give --holdout or --cutoff, not both")
     if cutoff is not None:
-        try:
-            when = dt.datetime.fromisoformat(cutoff)
-        except ValueError:
-            fail(f"--cutoff {cutoff!r} is not an ISO 8601 time")
-        return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        return utc_time(cutoff, "--cutoff")
     if holdout is not None:
         try:
             return cutoff_at_share(settings, holdout)

@@ -208,12 +208,18 @@ class BrokenState(ValueError):
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """An experiment's looks, ramp or last analysis; {} before the first. Written atomically, so a file that does
-    not parse was edited by hand: say which, rather than start the sequential test or the ramp over silently."""
+    """An experiment's looks, ramp or last analysis; {} before the first."""
     try:
-        value = json.loads(path.read_bytes())
+        return parse_state(path.read_bytes(), path)
     except FileNotFoundError:
         return {}
+
+
+def parse_state(raw: bytes, path: Path) -> dict[str, Any]:
+    """Written atomically, so a file that does not parse was edited by hand: say which, rather than start the
+    sequential test or the ramp over silently."""
+    try:
+        value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BrokenState(f"{path} is not valid JSON ({exc}); restore it or delete it to start over") from None
     if not isinstance(value, dict):

@@ -15,10 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from playnext.config import Settings
+from playnext.durable import ReadWhenChanged
 from playnext.experiments.analysis import (
     Analysis,
     BrokenState,
@@ -26,6 +29,7 @@ from playnext.experiments.analysis import (
     analyze,
     experiment_dir,
     load_state,
+    parse_state,
     save_state,
 )
 from playnext.experiments.assignment import Assigner
@@ -44,24 +48,41 @@ class RampStep:
     history: list[dict[str, Any]]
 
 
-def ramp_file(settings: Settings, name: str):  # type: ignore[no-untyped-def]
+def ramp_file(settings: Settings, name: str) -> Path:
     return experiment_dir(settings, name) / "ramp.json"
+
+
+def _share(state: dict[str, Any]) -> float | None:
+    """The share of its traffic a ramp state gives (halted: 0); None when never ramped (full traffic)."""
+    if not state:
+        return None
+    return 0.0 if state["status"] == HALTED else float(state["share"])
+
+
+def _share_of(path: Path, name: str) -> Callable[[bytes], float | None]:
+    def parse(raw: bytes) -> float | None:
+        try:
+            return _share(parse_state(raw, path))
+        except BrokenState as exc:  # serving goes on; nobody is exposed to a ramp of unknown state
+            log.error("experiment %s is stopped: %s", name, exc)
+            return 0.0
+
+    return parse
 
 
 def current_shares(settings: Settings) -> dict[str, float]:
     """Share of its traffic each ramped experiment takes now (halted: 0). An unreadable ramp file stops the
-    experiment (share 0) and is logged: serving goes on, and nobody is exposed to a ramp of unknown state."""
-    shares = {}
+    experiment (share 0) and is logged."""
+    found = {}
     for name in settings.experiments:
+        path = ramp_file(settings, name)
         try:
-            state = load_state(ramp_file(settings, name))
-        except BrokenState as exc:
-            log.error("experiment %s is stopped: %s", name, exc)
-            shares[name] = 0.0
-            continue
-        if state:
-            shares[name] = 0.0 if state["status"] == HALTED else float(state["share"])
-    return shares
+            share = _share_of(path, name)(path.read_bytes())
+        except FileNotFoundError:
+            share = None
+        if share is not None:
+            found[name] = share
+    return found
 
 
 def ramp_step(settings: Settings, name: str, *, min_listeners: int = 100, as_of: dt.datetime | None = None) -> RampStep:
@@ -114,33 +135,32 @@ def ramp_step(settings: Settings, name: str, *, min_listeners: int = 100, as_of:
 
 
 class LiveTreatments(Treatments):
-    """Treatments that follow the ramp files: re-read at most once per ``check_s`` and only when one changed."""
+    """Treatments that follow the ramp files: checked at most once per ``check_s``, each file read again only
+    when it changed (``durable.ReadWhenChanged``), the assignment rebuilt only when a share moved."""
 
     def __init__(self, settings: Settings, check_s: float = 1.0) -> None:
         self.settings, self.check_s = settings, check_s
-        self._stamp: tuple[Any, ...] | None = None
+        self._files = {
+            name: ReadWhenChanged(ramp_file(settings, name), _share_of(ramp_file(settings, name), name), lambda: None)
+            for name in settings.experiments
+        }
         self._checked = 0.0
+        self._shares = self._read()
         super().__init__(self._assigner())
 
-    def _stamps(self) -> tuple[Any, ...]:
-        out = []
-        for name in sorted(self.settings.experiments):
-            try:
-                st = ramp_file(self.settings, name).stat()
-                out.append((name, st.st_mtime_ns, st.st_ino))
-            except FileNotFoundError:
-                out.append((name, None, None))
-        return tuple(out)
+    def _read(self) -> dict[str, float]:
+        return {name: share for name, file in self._files.items() if (share := file.get()) is not None}
 
     def _assigner(self) -> Assigner:
-        self._stamp = self._stamps()
         s = self.settings
-        return Assigner(s.experiments, s.experiment_holdout_share, current_shares(s))
+        return Assigner(s.experiments, s.experiment_holdout_share, self._shares)
 
     def of(self, user_id: str) -> Treatment:
         now = time.monotonic()
-        if self.settings.experiments and now - self._checked > self.check_s:
+        if self._files and now - self._checked > self.check_s:
             self._checked = now
-            if self._stamps() != self._stamp:
+            shares = self._read()
+            if shares != self._shares:
+                self._shares = shares
                 self.assigner = self._assigner()
         return super().of(user_id)

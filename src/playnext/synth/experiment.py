@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from playnext.evaluation.off_policy import position_propensities
 from playnext.experiments.assignment import Assigner
 from playnext.experiments.definitions import Experiment
 from playnext.experiments.statistics import Sample
@@ -166,8 +167,6 @@ def slates(loop: ExperimentLoop, requests: int, logging: Policy, target: Policy,
     target_rank = np.argsort(np.argsort(-np.take_along_axis(target_scores, order, axis=1), axis=1), axis=1)
     positions = np.tile(np.arange(k), requests)
     r = loop.listeners.respond(np.repeat(users, k), items.ravel(), positions)
-    from playnext.evaluation.off_policy import position_propensities
-
     target_order = np.argsort(-target_scores, axis=1)
     return LoggedSlates(
         requests=np.repeat(np.arange(requests), k), positions=positions, reward=r.streamed.astype(float),

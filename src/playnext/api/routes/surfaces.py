@@ -163,9 +163,10 @@ def _variants(request: Request, viewers: list[str]) -> dict[str, str | None]:
 
 
 async def _shown(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any],
-                 source: str) -> dict[str, Any]:  # fmt: skip
+                 source: str, treatment: Treatment | None = None) -> dict[str, Any]:  # fmt: skip
+    """``treatment``: the single viewer's, when the route has it already (assignment hashes per layer)."""
     request_id = _request_id(request, shown.surface, source)
-    variants = _variants(request, viewers)
+    variants = {viewers[0]: treatment.label} if treatment is not None else _variants(request, viewers)
     await _log(request, impressions(shown, viewers, request_id, dt.datetime.now(dt.UTC), variants))
     variant = variants[viewers[0]] if len(viewers) == 1 else None
     return {
@@ -198,7 +199,7 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
         lists, source = fallback(), "live"
     # A copy: concurrent requests for one listener share a computed list, and may ask for different lengths.
     shown = msgspec.structs.replace(lists[0], items=lists[0].items[:n])
-    return _json(await _shown(request, shown, [user], {"user_id": user}, source))
+    return _json(await _shown(request, shown, [user], {"user_id": user}, source, treatment))
 
 
 async def get_daily_mixes(request: Request, user_id: str, size: int, country: str | None) -> Response:
@@ -221,7 +222,7 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
     answers = []
     for mix in mixes:  # copies, as in Discover Weekly
         answers.append(await _shown(request, msgspec.structs.replace(mix, items=mix.items[:size]), [user],
-                                    {"user_id": user}, source))  # fmt: skip
+                                    {"user_id": user}, source, treatment))  # fmt: skip
     return _json({"user_id": user, "model_version": version.id, "fallback": answers[0]["fallback"],
                   "source": source, "mixes": answers})  # fmt: skip
 
@@ -266,14 +267,15 @@ async def get_next(
     user, current, where = _id(user_id, "user id"), _id(track, "track"), _country(country)
     if request.app.state.model.version is None:
         return await _without_model(request, "next-track", [user], n)
-    version, _ = await _treated(request, user)
+    version, treatment = await _treated(request, user)
     never: list[str] = []
     if recent is not None:
         session = [_id(t, "recent track") for t in recent.split(",") if t][:200]
     else:
         session, never = await _live_session(request, user)
     shown = next_tracks(version, user, current, session, n=n, country=where, never=never)
-    return _json(await _shown(request, shown, [user], {"user_id": user, "session": len(session)}, "live"))
+    return _json(await _shown(request, shown, [user], {"user_id": user, "session": len(session)}, "live",
+                              treatment))  # fmt: skip
 
 
 async def _live_session(request: Request, user: str) -> tuple[list[str], list[str]]:
@@ -299,9 +301,10 @@ async def get_search(request: Request, q: str, user: str | None, n: int) -> Resp
     listener = _id(user, "user id") if user else None
     if request.app.state.model.version is None:
         return await _without_model(request, "search", [listener] if listener else [], n, query=q.strip())
-    version = (await _treated(request, listener))[0] if listener else _version(request)
+    version, treatment = await _treated(request, listener) if listener else (_version(request), None)
     shown = search(version, q.strip(), listener, n=n)
-    return _json(await _shown(request, shown, [listener] if listener else [], {"user_id": listener}, "live"))
+    viewers = [listener] if listener else []
+    return _json(await _shown(request, shown, viewers, {"user_id": listener}, "live", treatment))
 
 
 async def get_blend(request: Request, users: str, n: int) -> Response:
