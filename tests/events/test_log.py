@@ -207,7 +207,7 @@ def test_fresh_batches_are_stored_without_joining_the_seen_set(tmp_path: Path) -
     retry is still caught beside them, in this run and after a restart."""
     impressions, posted = events(3, prefix="imp"), events(2, prefix="client")
     with EventLog(tmp_path, segment_max_bytes=4096) as log:
-        assert log.submit(impressions, fresh=True).result() == [True, True, True]
+        assert log.submit_fresh(impressions).result() is None
         assert log.append(posted) == [True, True]
         assert log.append(posted[:1]) == [False]
         log.rotate()
@@ -215,3 +215,54 @@ def test_fresh_batches_are_stored_without_joining_the_seen_set(tmp_path: Path) -
     with EventLog(tmp_path) as log:
         assert log.append(posted[1:]) == [False]
     assert Counter(ids_in_log(tmp_path)) == {e.event_id: 1 for e in impressions + posted}
+
+
+def test_fresh_records_from_many_threads_are_written_together_and_each_once(tmp_path: Path) -> None:
+    """Submitting fresh records only appends to the writer's buffer: many answers share one round, one frame and
+    one fsync, and none is lost or doubled."""
+    n_threads, per_thread = 8, 200
+    with EventLog(tmp_path) as log:
+        barrier = threading.Barrier(n_threads)
+        futures = []
+
+        def server(t: int) -> None:
+            barrier.wait()
+            futures.extend(log.submit_fresh(events(3, prefix=f"t{t}-{i}-")) for i in range(per_thread))
+
+        threads = [threading.Thread(target=server, args=(t,)) for t in range(n_threads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert all(f.result(timeout=10) is None for f in futures)
+        assert log.stats.events_stored == n_threads * per_thread * 3
+        assert log.stats.fsyncs < n_threads * per_thread
+        assert len({id(f) for f in futures}) == log.stats.groups  # one shared future per round
+    assert Counter(ids_in_log(tmp_path)).most_common(1)[0][1] == 1
+    assert len(ids_in_log(tmp_path)) == n_threads * per_thread * 3
+
+
+def test_a_rotation_or_a_close_writes_what_was_buffered_before_it(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.submit_fresh(events(2, prefix="before-"))
+        sealed = log.rotate()
+        log.submit_fresh(events(2, prefix="after-"))
+    assert sorted(ids_in_log(tmp_path)) == ["after-0", "after-1", "before-0", "before-1"]
+    assert sealed_segments(tmp_path)[-1][0] >= sealed
+    first = dict(list_segments(tmp_path))[sealed]
+    assert b"before-0" in first.read_bytes() and b"after-0" not in first.read_bytes()
+
+
+def test_fresh_records_hear_of_a_failed_write_and_of_a_closed_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    with EventLog(tmp_path) as log:
+        monkeypatch.setattr(os, "fdatasync", failing)
+        with pytest.raises(LogUnavailable, match="Input/output"):
+            log.submit_fresh(events(1)).result(timeout=10)
+        monkeypatch.undo()
+    with pytest.raises(LogUnavailable, match="closed"):
+        log.submit_fresh(events(1)).result(timeout=1)

@@ -18,9 +18,12 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 import playnext
 from playnext.api import errors
+from playnext.api.front import FrontRoutes
 from playnext.api.keys import KeyStore
 from playnext.api.limits import RateLimiter, SizeLimits
 from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware
@@ -68,7 +71,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
                 app.state.event_log.close()
             app.state.store.close()
 
-    app = FastAPI(
+    app = PlaynextApp(
         title="playnext",
         version=playnext.__version__,
         description="Events in, personalized audio out.",
@@ -92,18 +95,29 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.metrics.watch(app.state)
     app.state.ingest_sampler = IngestSampler(app.state.metrics)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s)
-    app.add_middleware(SizeLimits, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     errors.install(app)
-    app.router.routes.extend(
-        events.routes + surfaces.routes + [NamedRoute("/metrics", _metrics, include_in_schema=False)]
-    )
+    # The hot routes are answered in front of FastAPI's stack (``api.front``); FastAPI's router keeps them too,
+    # for the 405 a wrong method gets.
+    app.front = events.routes + surfaces.routes + [NamedRoute("/metrics", _metrics, include_in_schema=False)]
+    app.router.routes.extend(app.front)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(users.router)
     app.include_router(dashboard.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class PlaynextApp(FastAPI):
+    """FastAPI with the request-id, metrics and size-limit middleware outermost, then the front router, then
+    FastAPI's own stack for whatever the front router does not answer."""
+
+    front: list[Route]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = FrontRoutes(super().build_middleware_stack(), self.front)
+        settings: Settings = self.state.settings
+        return ObservabilityMiddleware(SizeLimits(inner, max_body_bytes=settings.max_body_bytes), self.state.metrics)
 
 
 def _one_thread_per_request() -> None:

@@ -13,13 +13,14 @@ import json
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from playnext.ids import unique_id
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -74,6 +75,8 @@ class _StateCollector:
                                       value=stats.events_stored)  # fmt: skip
             yield GaugeMetricFamily("playnext_log_backlog", "Batches waiting for the log writer",
                                     value=event_log.backlog())  # fmt: skip
+            yield GaugeMetricFamily("playnext_log_fresh_backlog", "Impressions waiting for the log writer's next "
+                                    "round", value=event_log.fresh_backlog())  # fmt: skip
             yield GaugeMetricFamily("playnext_log_healthy", "1 while the log can be written",
                                     value=float(event_log.healthy))  # fmt: skip
         model = getattr(self.state, "model", None)
@@ -119,7 +122,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        rid = given if _SANE_ID.match(given) else uuid.uuid4().hex
+        rid = given if _SANE_ID.match(given) else unique_id()
         token = request_id.set(rid)
         status = 500
         started = time.perf_counter()

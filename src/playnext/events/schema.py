@@ -9,6 +9,7 @@ so a typo (``ms_playd``) is a clear error instead of silently lost data.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
@@ -158,6 +159,7 @@ BATCH_DECODER = msgspec.json.Decoder(list[Event])
 _ENCODER = msgspec.json.Encoder()
 
 
-def encode_lines(events: list[Event]) -> bytes:
-    """Canonical NDJSON of validated events: what the log stores and the lake reader parses."""
+def encode_lines(events: Sequence[msgspec.Struct]) -> bytes:
+    """Canonical NDJSON of validated events (or records encoding as events): what the log stores and the lake
+    reader parses."""
     return _ENCODER.encode_lines(events)
