@@ -3,7 +3,7 @@
 The listener's liked history, the session's recent plays and the current track form one sequence for SASRec. Its
 best continuations (``POOL // 2`` from the version's voyager index over SASRec's item vectors, searched with breadth
 ``SEQUENCE_EF``, on a large catalog; else ``POOL``, exactly) and the ``POOL`` strongest co-occurrence neighbours
-of the current track (else another generator's similar items) form the candidates; each signal is standardized
+of the current track (else the most popular items) form the candidates; each signal is standardized
 over them and summed. Scoring candidates rather
 than the whole catalog keeps a request within a few milliseconds at 100k tracks: a full pass (two dense score
 rows, their standardization and a selection over every item) cost several times that. The current track, the
@@ -60,13 +60,18 @@ def _neighbours(version: ModelVersion, current: int) -> tuple[np.ndarray, np.nda
         items, scores = w.indices[lo:hi], w.data[lo:hi]
         keep = scores > 0
         items, scores = items[keep], scores[keep]
-        best = np.argsort(-scores, kind="stable")[:POOL]
+        if len(scores) > POOL:  # a popular track's row holds thousands: select, then sort only the selection
+            best = np.argpartition(-scores, POOL - 1)[:POOL]
+            best = best[np.lexsort((best, -scores[best]))]  # by score, ties by position
+        else:
+            best = np.argsort(-scores, kind="stable")
         if len(best):
             return items[best].astype(np.int64), scores[best].astype(np.float32)
-    other = next(iter(version.recommender.generators.values()))  # co-occurrence knows nothing of this track
-    got = other.similar_items(np.array([current]), POOL)
-    keep = (got.items[0] >= 0) & np.isfinite(got.scores[0])
-    return got.items[0][keep], got.scores[0][keep]
+    # Co-occurrence knows nothing of this track: the most popular items stand in, by rank, from the order sorted
+    # once per version (another model's ``similar_items`` scored the whole catalog: a millisecond per request).
+    order = popular_order(version, None)[: POOL + 1]
+    order = order[order != current][:POOL].astype(np.int64)
+    return order, (1.0 / (1.0 + np.arange(len(order)))).astype(np.float32)
 
 
 def next_tracks(
