@@ -1,0 +1,62 @@
+"""The front router answers its routes with the API's error shape and leaves everything else to the app behind."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from playnext.api.errors import ApiError
+from playnext.api.front import FrontRoutes
+from playnext.api.observability import NamedRoute
+
+
+async def echo(request: Request) -> Response:
+    return JSONResponse({"user": request.path_params["user_id"], "route": request.scope["route"].path})
+
+
+async def refuse(request: Request) -> Response:
+    raise ApiError(422, "invalid", "n must be between 1 and 30", {"X-Why": "range"})
+
+
+async def crash(request: Request) -> Response:
+    raise RuntimeError("the secret internals")
+
+
+async def behind(request: Request) -> Response:
+    return JSONResponse({"answered_by": "behind"})
+
+
+@pytest.fixture
+def client() -> TestClient:
+    routes = [NamedRoute("/u/{user_id}", echo, methods=["GET"]), NamedRoute("/refuse", refuse),
+              NamedRoute("/crash", crash)]  # fmt: skip
+    app = Starlette(routes=[Route("/u/{user_id}", behind, methods=["GET"]), Route("/other", behind)])
+    return TestClient(FrontRoutes(app, routes), raise_server_exceptions=False)
+
+
+def test_front_routes_are_answered_in_front_with_their_path_parameters(client: TestClient) -> None:
+    assert client.get("/u/u42").json() == {"user": "u42", "route": "/u/{user_id}"}
+
+
+def test_errors_keep_the_api_error_shape_and_say_nothing_of_internals(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = client.get("/refuse")
+    assert refused.status_code == 422 and refused.headers["x-why"] == "range"
+    assert refused.json() == {"error": "invalid", "message": "n must be between 1 and 30"}
+    with caplog.at_level(logging.ERROR):
+        crashed = client.get("/crash")
+    assert crashed.status_code == 500 and crashed.json()["error"] == "internal"
+    assert "secret" not in crashed.text and "the secret internals" in caplog.text
+
+
+def test_other_paths_and_other_methods_fall_through_to_the_app_behind(client: TestClient) -> None:
+    assert client.get("/other").json() == {"answered_by": "behind"}
+    assert client.post("/u/u42").status_code == 405  # the app behind answers the wrong method
+    assert client.get("/nowhere").status_code == 404
