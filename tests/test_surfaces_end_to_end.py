@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -55,5 +56,11 @@ def test_every_surface_answers_on_a_simulated_world_and_its_impressions_reach_th
                 break
             time.sleep(0.5)
         assert set(request_ids) <= stored
+        mixes = [httpx.get(f"{server.url}/v1/users/u{u}/daily-mixes", headers=auth, timeout=30).json()["mixes"]
+                 for u in range(10, 40)]  # fmt: skip
+        assert max(map(len, mixes)) > 1 and all(len({m["request_id"] for m in ms}) == 1 for ms in mixes)
+        text = httpx.get(server.url + "/metrics", timeout=30).text
+        counted = re.findall(r'playnext_surface_answers_total\{source="\w+",surface="daily-mix"\} (\S+)', text)
+        assert sum(map(float, counted)) == 2 + 30  # one answer per request, however many mixes it holds
     finally:
         server.stop()

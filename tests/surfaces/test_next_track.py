@@ -48,3 +48,11 @@ def test_an_indexed_sequence_model_proposes_what_exact_scoring_does(version) -> 
         exact = [p.item_id for p in next_tracks(version, user, track, [], n=10).items]
         approx = [p.item_id for p in next_tracks(indexed, user, track, [], n=10).items]
         assert len(set(exact) & set(approx)) >= 8, (user, exact, approx)
+
+
+def test_an_unknown_current_track_keeps_every_track_proposable(version) -> None:
+    """Nothing is banned for a track the model does not know (its index, -1, must not stand for the last item)."""
+    data = version.data
+    assert data.n_items <= 800  # the fallback pool covers the whole catalog
+    got = next_tracks(version, "stranger", "no-such-track", [], n=data.n_items)
+    assert {p.item_id for p in got.items} == set(data.items[data.meta.item_type == "track"].tolist())

@@ -200,15 +200,21 @@ class LastState:
     def __init__(self, state: dict, heads: int) -> None:  # type: ignore[type-arg]
         w = {k: v.detach().numpy().astype(np.float32) for k, v in state.items() if k != "causal"}
         self.heads = heads
-        self.item, self.position = w["item.weight"], w["position.weight"]
-        self.dim = self.item.shape[1]
+        self.dim = w["item.weight"].shape[1]
+        # Constants folded in once, not per request: the embedding scale into the item table, the attention's
+        # 1/sqrt(head dim) into the query projection, causal masks per length on first use.
+        self.item, self.position = w["item.weight"] * np.float32(math.sqrt(self.dim)), w["position.weight"]
         self.norm = (w["norm.weight"], w["norm.bias"])
+        self._masks: dict[int, np.ndarray] = {}
+        query = np.ones(3 * self.dim, np.float32)
+        query[: self.dim] = 1 / math.sqrt(self.dim // heads)
         self.layers = []
         n = 0
         while f"encoder.layers.{n}.linear1.weight" in w:
             p = f"encoder.layers.{n}."
             self.layers.append({
-                "in_w": w[p + "self_attn.in_proj_weight"].T.copy(), "in_b": w[p + "self_attn.in_proj_bias"],
+                "in_w": (w[p + "self_attn.in_proj_weight"].T * query).copy(),
+                "in_b": w[p + "self_attn.in_proj_bias"] * query,
                 "out_w": w[p + "self_attn.out_proj.weight"].T.copy(), "out_b": w[p + "self_attn.out_proj.bias"],
                 "l1_w": w[p + "linear1.weight"].T.copy(), "l1_b": w[p + "linear1.bias"],
                 "l2_w": w[p + "linear2.weight"].T.copy(), "l2_b": w[p + "linear2.bias"],
@@ -219,8 +225,10 @@ class LastState:
     def __call__(self, seq: np.ndarray) -> np.ndarray:
         length, d, h = len(seq), self.dim, self.heads
         keep = (seq > 0)[:, None].astype(np.float32)
-        x = (self.item[seq] * np.float32(math.sqrt(d)) + self.position[:length]) * keep
-        causal = np.triu(np.full((length, length), -np.inf, np.float32), 1)
+        x = (self.item[seq] + self.position[:length]) * keep
+        causal = self._masks.get(length)
+        if causal is None:
+            causal = self._masks[length] = np.triu(np.full((length, length), -np.inf, np.float32), 1)
         for i, layer in enumerate(self.layers):
             last_only = i == len(self.layers) - 1
             y = _layer_norm(x, *layer["n1"])
@@ -234,7 +242,7 @@ class LastState:
             qh = q.reshape(len(q), h, hd).transpose(1, 0, 2)
             kh = k.reshape(length, h, hd).transpose(1, 2, 0)
             vh = v.reshape(length, h, hd).transpose(1, 0, 2)
-            scores = qh @ kh * np.float32(1 / math.sqrt(hd)) + mask
+            scores = qh @ kh + mask
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             attended = (scores / scores.sum(axis=-1, keepdims=True)) @ vh
             attended = attended.transpose(1, 0, 2).reshape(len(q), d)

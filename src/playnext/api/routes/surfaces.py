@@ -182,16 +182,24 @@ def _variants(request: Request, viewers: list[str]) -> dict[str, str | None]:
 async def _shown(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any],
                  source: str, treatment: Treatment | None = None) -> dict[str, Any]:  # fmt: skip
     """``treatment``: the single viewer's, when the route has it already (assignment hashes per layer)."""
-    request_id = _request_id(request, shown.surface, source)
+    return (await _all_shown(request, [shown], viewers, extra, source, treatment))[0]
+
+
+async def _all_shown(request: Request, lists: list[SurfaceList], viewers: list[str], extra: dict[str, Any],
+                     source: str, treatment: Treatment | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The answer's body per list, and every list's impressions logged together: one answer (Daily Mix's six
+    mixes), counted once and handed to the log once."""
+    request_id = _request_id(request, lists[0].surface, source)
     variants = {viewers[0]: treatment.label} if treatment is not None else _variants(request, viewers)
-    await _log(request, impressions(shown, viewers, request_id, dt.datetime.now(dt.UTC), variants))
+    at = dt.datetime.now(dt.UTC)
+    await _log(request, [line for shown in lists for line in impressions(shown, viewers, request_id, at, variants)])
     variant = variants[viewers[0]] if len(viewers) == 1 else None
-    return {
+    return [{
         "request_id": request_id, "surface": shown.surface, "variant": variant, "model_version": shown.model_version,
         "fallback": shown.fallback or source == "fallback", "source": source, **extra, **shown.meta,
         **({"variants": variants} if len(viewers) > 1 else {}),
         "items": _items(shown),
-    }  # fmt: skip
+    } for shown in lists]  # fmt: skip
 
 
 def _today() -> dt.date:
@@ -236,10 +244,8 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
     else:
         mixes, source = [], "live"
     mixes = mixes or popular_mix()
-    answers = []
-    for mix in mixes:  # copies, as in Discover Weekly
-        answers.append(await _shown(request, msgspec.structs.replace(mix, items=mix.items[:size]), [user],
-                                    {"user_id": user}, source, treatment))  # fmt: skip
+    shown = [msgspec.structs.replace(mix, items=mix.items[:size]) for mix in mixes]  # copies, as in Discover Weekly
+    answers = await _all_shown(request, shown, [user], {"user_id": user}, source, treatment)
     return _json({"user_id": user, "model_version": version.id, "fallback": answers[0]["fallback"],
                   "source": source, "mixes": answers})  # fmt: skip
 
