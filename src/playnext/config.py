@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     # Requests per second a key may make on one replica unless the key says otherwise (`keys create --rate`);
     # 0: unlimited. Bursts of up to two seconds' worth pass.
     rate_limit_per_s: float = Field(default=1000.0, ge=0)
+    # How often the server looks at the keys file for revocations (a new key is seen at once): a look per request
+    # cost a tenth of a precomputed surface's answer.
+    keys_recheck_s: float = Field(default=1.0, ge=0)
     # A new log segment is started past this size; only sealed segments are compacted into the lake.
     segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     # A non-empty active segment older than this is sealed, so compaction sees recent events on a quiet server.

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -51,17 +53,27 @@ def file_lock(path: Path, mode: int = 0o644) -> Iterator[None]:
 
 class ReadWhenChanged(Generic[T]):
     """A file's parsed content, read again only when the file changed (another process replaced it with
-    ``atomic_write``): for state consulted on every request, such as API keys and tombstones."""
+    ``atomic_write``): for state consulted on every request, such as API keys and tombstones.
 
-    def __init__(self, path: Path, parse: Callable[[bytes], T], missing: Callable[[], T]) -> None:
-        self.path, self.parse, self.missing = path, parse, missing
+    ``recheck_s``: look at the file at most this often (``get(fresh=True)`` looks now). A ``stat`` per request
+    cost 17 µs on a sandboxed host, a tenth of a precomputed surface's answer; 0 looks on every call."""
+
+    def __init__(self, path: Path, parse: Callable[[bytes], T], missing: Callable[[], T],
+                 recheck_s: float = 0.0) -> None:  # fmt: skip
+        self.path, self.parse, self.missing, self.recheck_s = path, parse, missing, recheck_s
         self._cache: tuple[tuple[int, int], T] | None = None
+        self._checked = -math.inf
 
-    def get(self) -> T:
+    def get(self, fresh: bool = False) -> T:
+        now = time.monotonic()
+        if not fresh and self._cache is not None and now - self._checked < self.recheck_s:
+            return self._cache[1]
         try:
-            st = self.path.stat()
+            st = os.stat(self.path)
         except FileNotFoundError:
+            self._cache = None
             return self.missing()
+        self._checked = now
         stamp = (st.st_mtime_ns, st.st_ino)
         if self._cache is None or self._cache[0] != stamp:
             self._cache = (stamp, self.parse(self.path.read_bytes()))

@@ -79,13 +79,17 @@ def test_a_key_of_the_wrong_scope_is_403(client: TestClient, small_limits: Setti
     assert r.status_code == 403 and "ingest" in r.json()["message"]
 
 
-def test_a_revoked_key_is_refused(client: TestClient, small_limits: Settings) -> None:
+def test_a_revoked_key_is_refused_within_the_recheck_interval(small_limits: Settings) -> None:
+    import time
+
     store = KeyStore(small_limits.keys_file)
     key, token = store.create(["ingest"])
     headers = {"Authorization": f"Bearer {token}"}
-    assert client.post("/v1/events", json=[event()], headers=headers).status_code == 200
-    store.revoke(key.key_id)
-    assert client.post("/v1/events", json=[event()], headers=headers).status_code == 401
+    with TestClient(create_app(small_limits.model_copy(update={"keys_recheck_s": 0.2}))) as client:
+        assert client.post("/v1/events", json=[event()], headers=headers).status_code == 200
+        store.revoke(key.key_id)
+        time.sleep(0.25)
+        assert client.post("/v1/events", json=[event()], headers=headers).status_code == 401
 
 
 def test_too_many_events_is_413_and_stores_nothing(client: TestClient, auth: dict, small_limits: Settings) -> None:

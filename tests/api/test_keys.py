@@ -48,3 +48,27 @@ def test_concurrent_creates_lose_no_key(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(KeyStore(path).list()) == 20
+
+
+def test_a_server_looks_at_the_file_at_most_every_recheck_but_knows_a_new_key_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import time
+
+    from playnext import durable
+
+    admin = KeyStore(tmp_path / "keys.json")
+    first, token = admin.create(["read"])
+    served = KeyStore(tmp_path / "keys.json", recheck_s=0.3)
+    looks = []
+    real_stat = os.stat
+    monkeypatch.setattr(durable.os, "stat", lambda path, **kw: looks.append(str(path)) or real_stat(path, **kw))
+    assert all(served.verify(token) is not None for _ in range(100))
+    assert looks.count(str(tmp_path / "keys.json")) == 1  # one look for a hundred requests
+    _, newer = admin.create(["read"])
+    assert served.verify(newer) is not None  # unknown to the cache: looked up at once
+    admin.revoke(first.key_id)
+    time.sleep(0.35)
+    assert served.verify(token) is None  # a revocation is seen within recheck_s
+    assert served.verify("pn_nosuchid_secret") is None

@@ -78,7 +78,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.keys = KeyStore(settings.keys_file)
+    app.state.keys = KeyStore(settings.keys_file, recheck_s=settings.keys_recheck_s)
     app.state.clock = Clock(max_skew=dt.timedelta(seconds=settings.max_clock_skew_s))
     app.state.event_log = event_log
     app.state.model = ServedModel(Registry(settings))
