@@ -139,7 +139,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="playnext-bench-") as tmp:
         tmp_path = Path(tmp)
         env = env_for(tmp_path / "data")
-        key = playnext("keys", "create", "--scope", "ingest", "-q", env=env).stdout.strip()
+        # Unlimited: the bench measures throughput, not the per-key rate limit (1,000 requests/s by default).
+        key = playnext("keys", "create", "--scope", "ingest", "--rate", "0", "-q", env=env).stdout.strip()
         raw = {b: raw_loop(tmp_path, b, args.seconds) for b in args.batch}
         server = Server(env)
         rows = []

@@ -36,6 +36,7 @@ from playnext.events.validation import Clock, IngestReport
 from playnext.experiments.ramp import LiveTreatments
 from playnext.models.registry import Registry
 from playnext.models.served import ServedModel
+from playnext.online.session import SessionFeed
 from playnext.online.store import open_store
 from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces.without_model import LakeFallback
@@ -67,6 +68,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
                 compactor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await compactor
+            await app.state.session_feed.settled()
             if owned:
                 app.state.event_log.close()
             app.state.store.close()
@@ -84,6 +86,8 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
     app.state.model = ServedModel(Registry(settings))
     app.state.store = open_store(settings)
     app.state.tombstones = Tombstones(settings.tombstones_file)
+    app.state.session_feed = SessionFeed(app.state.store, app.state.tombstones.buried,
+                                         lambda exc: _sessions_not_updated(app.state.metrics, exc))  # fmt: skip
     app.state.lake_fallback = LakeFallback(settings)
     app.state.treatments = LiveTreatments(settings)
     # Home's bandit draws from one generator (requests run on the event loop's thread): seeding a new one from the
@@ -128,6 +132,12 @@ def _one_thread_per_request() -> None:
     threadpool_limits(1)
     if "torch" in sys.modules:  # loaded by a sequence model; an ingest-only server never pays for importing it
         sys.modules["torch"].set_num_threads(1)
+
+
+def _sessions_not_updated(metrics: Metrics, exc: Exception) -> None:
+    """The events are in the log; the live sessions miss those plays (next track leans on history)."""
+    metrics.store_errors.labels("add_plays").inc()
+    log.warning("live sessions not updated: %s", exc)
 
 
 async def _metrics(request: Request) -> Response:

@@ -9,7 +9,6 @@ it), so FastAPI gave it nothing but the spec, which ``OPENAPI`` below keeps in `
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import msgspec
 from starlette.requests import Request
@@ -21,10 +20,7 @@ from playnext.api.observability import NamedRoute
 from playnext.events.log import EventLog, LogUnavailable
 from playnext.events.validation import BadBody, IngestReport, decode_whole, split_body, validate
 from playnext.online.session import plays_of
-from playnext.online.store import Play, StoreUnavailable
 from playnext.privacy.tombstones import refuse_forgotten
-
-log = logging.getLogger(__name__)
 
 _require_ingest = require_scope("ingest")
 
@@ -81,24 +77,12 @@ async def ingest_events(request: Request) -> Response:
         except LogUnavailable as exc:
             raise ApiError(503, "log_unavailable", f"events were not stored: {exc}") from None
         report.add(events, stored, rejections)
-        await _update_sessions(request, plays_of(events, stored))
+        request.app.state.session_feed.add(plays_of(events, stored))  # written behind the answer (SessionFeed)
     else:
         report.add([], [], rejections)
     _count(request, report)
     status = 422 if not events else 200
     return Response(msgspec.json.encode(report), status_code=status, media_type="application/json")
-
-
-async def _update_sessions(request: Request, plays: list[Play]) -> None:
-    """Feed the live sessions next track reads. The events are durable already, so a failing online store costs
-    the session its newest plays (next track then leans on history), never the acknowledgement."""
-    if not plays:
-        return
-    try:
-        await asyncio.to_thread(request.app.state.store.add_plays, plays)
-    except StoreUnavailable as exc:
-        request.app.state.metrics.store_errors.labels("add_plays").inc()
-        log.warning("live sessions not updated: %s", exc)
 
 
 def _count(request: Request, report: IngestReport) -> None:

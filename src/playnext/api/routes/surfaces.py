@@ -305,6 +305,7 @@ async def _live_session(request: Request, user: str) -> tuple[list[str], list[st
     """(the session's plays, oldest first; every recent play and skip) from the online store, or nothing when the
     store is down: next track then works from the listener's history alone."""
     settings, store = request.app.state.settings, request.app.state.store
+    await request.app.state.session_feed.settled()  # every acknowledged play is in the session
     try:
         if store.remote:
             plays = await asyncio.to_thread(store.recent_plays, user, settings.online.recent_plays)

@@ -24,6 +24,10 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     async with state.forget_lock:  # one at a time: each rewrites the lake's files
         try:
             report = await asyncio.to_thread(forget_user, state.settings, user, state.store, event_log=state.event_log)
+            # Plays accepted before the tombstone may have been on their way to the sessions meanwhile (new ones
+            # of the forgotten past are dropped): let them land, then clear the listener's plays once more.
+            await state.session_feed.settled()
+            await asyncio.to_thread(state.store.forget, user)
         except (OSError, RuntimeError, StoreUnavailable) as exc:
             # A full disk, a pipeline committing to a feature table at the same moment, a store that is down:
             # every step is safe to repeat, and the tombstone already keeps the listener's past out.
