@@ -159,22 +159,10 @@ def test_analyze_cli_writes_table_json_and_html(tmp_path: Path) -> None:
 def test_unknown_metrics_and_params_are_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown metric 'clicks'"):
         _settings(tmp_path, success_metrics=["clicks"])
-    with pytest.raises(ValueError, match="no parameter 'cap'"):
-        _settings(
-            tmp_path,
-            variants={
-                "control": {"share": 0.5},
-                "treatment": {"share": 0.5, "params": {"discover-weekly": {"cap": 1}}},
-            },
-        )
-    with pytest.raises(ValueError, match="per_artist must be a int"):
-        _settings(
-            tmp_path,
-            variants={
-                "control": {"share": 0.5},
-                "treatment": {"share": 0.5, "params": {"discover-weekly": {"per_artist": 0}}},
-            },
-        )
+    for params, problem in [({"cap": 1}, "no parameter 'cap'"), ({"per_artist": 0}, "per_artist must be a int")]:
+        treatment = {"share": 0.5, "params": {"discover-weekly": params}}
+        with pytest.raises(ValueError, match=problem):
+            _settings(tmp_path, variants={"control": {"share": 0.5}, "treatment": treatment})
     with pytest.raises(ValueError, match="ramp stages"):
         _settings(tmp_path, ramp=[0.5, 0.1])
     with pytest.raises(UnknownExperiment):
