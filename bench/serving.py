@@ -7,10 +7,11 @@ A world is simulated, a model version trained with a serving-sized stack (popula
 co-occurrence, SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window
 per listener, to keep the training short: serving costs the same) and promoted, and
 ``playnext batch all`` precomputes Discover Weekly, Daily Mix and Home's shelves for every listener; then
-``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``) serves it in one process, and lean
-keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with random known
-listeners. Every surface request also writes its impressions to the durable log, as in production. ``--data``
-keeps the world in DIR and reuses it on the next run (the simulation and training take long at full size).
+``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``, with ``playnext serve``'s options:
+``api.app.SERVER``) serves it in one process, and lean keep-alive clients in this process load each route for
+``--seconds`` at each concurrency, with random known listeners. Every surface request also writes its impressions
+to the durable log, as in production. ``--data`` keeps the world in DIR and reuses it on the next run (the
+simulation and training take long at full size).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import itertools
 
 from bench.common import request, world
 from tests.e2e import playnext
+
+from playnext.api.app import SERVER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +85,8 @@ def main() -> None:
             port = s.getsockname()[1]
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.serving_app:app", "--port", str(port), "--log-level", "warning",
-             "--no-access-log"], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+             "--no-access-log", "--loop", SERVER["loop"], "--http", SERVER["http"]],
+            cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
         try:
             for _ in range(600):

@@ -82,7 +82,7 @@ def serve(
     """Start the HTTP service (events collector, health, OpenAPI at /openapi.json)."""
     import uvicorn
 
-    from playnext.api.app import create_app
+    from playnext.api.app import SERVER, create_app
     from playnext.api.observability import configure_json_logs
     from playnext.events.log import LogLocked
 
@@ -98,8 +98,7 @@ def serve(
             log_level="warning",
             log_config=None,  # keep the JSON lines configured above
             access_log=False,
-            loop="uvloop",
-            http="httptools",
+            **SERVER,  # type: ignore[arg-type]
             timeout_graceful_shutdown=10,
         )
     except LogLocked as exc:
