@@ -6,7 +6,8 @@ A world is simulated and a model trained and precomputed (reused with ``--data``
 and ``--connections`` keep-alive clients send, in random turns, event batches (20 plays, skips and saves from
 random listeners) and GETs of Home, Discover Weekly, Daily Mix, next track, Blend and search. Every answer must be
 a 200 (a 429, 4xx or 5xx is counted as an error); the server's resident memory is sampled every second. Prints
-requests and errors per route, the request rate, and the server's RSS at start, at its peak and at the end.
+requests, p50/p99 latency and errors per route, the request rate, and the server's RSS at start, at its peak and
+at the end. Under a mix, a route's p99 shows what waits behind the slow routes (Blend and search take tens of ms).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 from bench.common import request, world
 from tests.e2e import Server, playnext
 
@@ -52,9 +54,9 @@ def _events(rng: random.Random, users: int, tracks: int, n: int) -> bytes:
 
 async def load(
     port: int, key: str, connections: int, seconds: float, users: int, tracks: int
-) -> tuple[Counter, Counter]:
+) -> tuple[dict[str, list[float]], Counter]:
     headers = f"Authorization: Bearer {key}\r\n"
-    done: Counter = Counter()
+    done: dict[str, list[float]] = {}
     errors: Counter = Counter()
     deadline = time.perf_counter() + seconds
 
@@ -77,8 +79,9 @@ async def load(
                 ])  # fmt: skip
                 n += 1
                 payload = _events(rng, users, tracks, c * 10**9 + n) if body is None else b""
+                t0 = time.perf_counter()
                 status = await request(reader, writer, method, path, headers, payload)
-                done[route] += 1
+                done.setdefault(route, []).append(time.perf_counter() - t0)
                 if status != 200:
                     errors[f"{route} {status}"] += 1
         finally:
@@ -119,11 +122,13 @@ def main() -> None:
             samples.append(rss_mb(server.proc.pid))
         finally:
             server.stop()
-    total = sum(done.values())
+    total = sum(map(len, done.values()))
     print(f"{total:,} requests in {elapsed:.0f} s at {args.connections} connections: {total / elapsed:,.0f} req/s; "
           f"errors: {sum(errors.values())}")  # fmt: skip
-    for route, n in sorted(done.items()):
-        print(f"  {route:<16} {n:>8,}")
+    print(f"  {'route':<16} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for route, latencies in sorted(done.items()):
+        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        print(f"  {route:<16} {len(latencies):>8,} {p50:>8.2f} {p99:>8.2f}")
     for what, n in errors.items():
         print(f"  error {what}: {n}")
     half = len(samples) // 2

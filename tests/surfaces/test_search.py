@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from playnext.surfaces.search import search
 from tests.surfaces.conftest import rock
 
@@ -20,3 +22,22 @@ def test_taste_orders_equally_good_matches(version) -> None:
 
 def test_nothing_similar_is_an_empty_list(version) -> None:
     assert search(version, "zzzzqqqq", "u0").items == []
+
+
+def test_matches_and_their_order_are_rapidfuzz_extracts(version) -> None:
+    """Scoring the catalog with ``cdist`` (which lets go of the GIL) finds what ``process.extract`` does, with
+    fractional scores kept and ties in catalog order."""
+    from rapidfuzz import fuzz, process, utils
+
+    from playnext.surfaces.search import CANDIDATES, MIN_SCORE, TASTE_WEIGHT
+
+    titles = [utils.default_process(n) for n in version.data.meta.name.tolist()]
+    for query in ("rokc song 12", "song", "jaz"):
+        expected = process.extract(utils.default_process(query), titles, scorer=fuzz.WRatio, processor=None,
+                                   limit=CANDIDATES, score_cutoff=MIN_SCORE)  # fmt: skip
+        got = search(version, query, None, n=len(titles))  # no listener: taste is popularity, a tie-breaker
+        text = {version.data.items[i]: score / 100 for _, score, i in expected}
+        assert {p.item_id for p in got.items} == set(text)
+        # Text decides; taste moves an item only past matches within TASTE_WEIGHT's few points.
+        shown = [text[p.item_id] for p in got.items]
+        assert all(a >= b - 4 * TASTE_WEIGHT for a, b in itertools.pairwise(shown))

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 # standard loop gave 8.9 ms to every one), which set the p99 of every computed surface. Measured at 8 connections
 # (``bench/serving.py``, one run each): next track's p99 35 → 12 ms, Home's 10 → 6.4 ms, and no route slower.
 SERVER = {"loop": "asyncio", "http": "httptools"}
+SURFACE_THREADS = 2  # Blend's and search's: their C and NumPy parts let go of the GIL, and two overlap
 
 
 def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI:
@@ -64,6 +66,9 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
         _one_thread_per_request()
         reloader = asyncio.create_task(reload_periodically(app.state.model, settings.models.reload_interval_s))
         sampler = asyncio.create_task(app.state.ingest_sampler.run())
+        # Blend and search (tens of ms) run here, not in the loop's shared pool, where other short work (an online
+        # store's calls, a listener's list computed on a miss) would queue behind them.
+        app.state.surface_threads = ThreadPoolExecutor(SURFACE_THREADS, thread_name_prefix="surfaces")
         try:
             yield
         finally:
@@ -76,6 +81,8 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
                 with contextlib.suppress(asyncio.CancelledError):
                     await compactor
             await app.state.session_feed.settled()
+            app.state.session_feed.close()
+            app.state.surface_threads.shutdown()
             if owned:
                 app.state.event_log.close()
             app.state.store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from playnext.events.schema import Event, Play, Skip
 from playnext.online import store
@@ -43,13 +44,15 @@ class SessionFeed:
     way are written together by the next one. Readers that must see every acknowledged play (next track reading
     the session) ``await settled()`` first, which costs nothing when no write is pending. Plays of a listener
     forgotten meanwhile (``buried``) are dropped, and a store failure costs the session those plays (``on_error``),
-    never the acknowledgement."""
+    never the acknowledgement. Writes run on a thread of their own: in the shared pool they queued behind Blend and
+    search, and next track (which waits for them) with them: its p99 under a mixed load was 174 ms."""
 
     def __init__(self, online_store: OnlineStore, buried: Callable[[str, float], bool],
                  on_error: Callable[[StoreUnavailable], None]) -> None:  # fmt: skip
         self.store, self.buried, self.on_error = online_store, buried, on_error
         self._pending: list[store.Play] = []
         self._writer: asyncio.Task[None] | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     def add(self, plays: list[store.Play]) -> None:
         if not plays:
@@ -57,6 +60,12 @@ class SessionFeed:
         self._pending.extend(plays)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    def close(self) -> None:
+        """Stop the writer's thread (after ``settled``); a later play starts a new one."""
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
 
     async def settled(self) -> None:
         """Return once every play added so far is written (or dropped on a store failure)."""
@@ -68,7 +77,9 @@ class SessionFeed:
             batch, self._pending = self._pending, []
             batch = [p for p in batch if not self.buried(p.user_id, p.ts)]
             try:
-                await asyncio.to_thread(self.store.add_plays, batch)
+                if self._thread is None:
+                    self._thread = ThreadPoolExecutor(1, thread_name_prefix="sessions")
+                await asyncio.get_running_loop().run_in_executor(self._thread, self.store.add_plays, batch)
             except StoreUnavailable as exc:
                 self.on_error(exc)
             except Exception:  # the next batch gets its own chance; the acknowledged events are in the log
