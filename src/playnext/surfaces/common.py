@@ -119,10 +119,9 @@ def seed_of(*parts: object) -> int:
 
 
 def picks(version: ModelVersion, items: np.ndarray, scores: np.ndarray, reasons: list[str]) -> list[Pick]:
-    """Scores are rounded to 6 decimals here, once per list in NumPy, not per item of every answer."""
-    data = version.data
-    return [
-        Pick(item_id=str(data.items[i]), item_type=str(data.meta.item_type[i]), score=s, reason=r)
-        for i, s, r in zip(items.tolist(), np.round(np.asarray(scores, dtype=np.float64), 6).tolist(), reasons,
-                           strict=True)
-    ]  # fmt: skip
+    """Scores are rounded to 6 decimals here, once per list in NumPy, not per item of every answer; ids and types
+    are taken as Python strings in one call each, not converted item by item."""
+    data, items = version.data, np.asarray(items, dtype=np.int64)
+    rounded = np.round(np.asarray(scores, dtype=np.float64), 6).tolist()
+    ids, kinds = data.items[items].tolist(), data.meta.item_type[items].tolist()
+    return [Pick(i, t, s, r) for i, t, s, r in zip(ids, kinds, rounded, reasons, strict=True)]

@@ -29,19 +29,42 @@ POOL = 200  # candidates from each signal
 SEQUENCE_EF = 100
 
 
+def _sequence_model(version: ModelVersion) -> tuple[SASRec, AnnIndexed | None] | None:
+    """The version's SASRec and its voyager index (None without one), found once per version."""
+
+    def find() -> tuple[SASRec, AnnIndexed | None] | None:
+        for m in version.recommender.generators.values():
+            if isinstance(m, AnnIndexed) and isinstance(m.model, SASRec):
+                return m.model, m
+            if isinstance(m, SASRec):
+                return m, None
+        return None
+
+    return version.derive("next_track_sequence_model", find)
+
+
 def _sequence_candidates(version: ModelVersion, sequence: np.ndarray) -> tuple[np.ndarray, SASRec, np.ndarray] | None:
     """(SASRec's best continuations, the model, the sequence's vector), or None without SASRec or a sequence."""
-    found = [m for m in version.recommender.generators.values()
-             if isinstance(m, SASRec) or (isinstance(m, AnnIndexed) and isinstance(m.model, SASRec))]  # fmt: skip
-    if not found or not len(sequence):
+    found = _sequence_model(version)
+    if found is None or not len(sequence):
         return None
-    model = found[0].model if isinstance(found[0], AnnIndexed) else found[0]
+    model, indexed = found
     vector = model.sequence_vectors([sequence])
-    if isinstance(found[0], AnnIndexed):
-        items = found[0].index_.query(vector, POOL // 2, ef=SEQUENCE_EF)[0][0]
+    if indexed is not None:
+        items = indexed.index_.query(vector, POOL // 2, ef=SEQUENCE_EF)[0][0]
     else:
         items = top_n(vector @ model.item_factors_.T, POOL).items[0]
     return items[items >= 0], model, vector[0]
+
+
+def _item_kinds(version: ModelVersion) -> tuple[np.ndarray, dict[str, int]]:
+    """Each item's type as a small integer, and the codes: comparing strings per candidate cost more."""
+
+    def codes() -> tuple[np.ndarray, dict[str, int]]:
+        names, kinds = np.unique(version.data.meta.item_type, return_inverse=True)
+        return kinds.astype(np.int8), {str(name): code for code, name in enumerate(names.tolist())}
+
+    return version.derive("item_type_codes", codes)
 
 
 def _z(scores: np.ndarray) -> np.ndarray:
@@ -104,16 +127,17 @@ def next_tracks(
         total = -np.arange(len(pool), dtype=np.float32)
     else:
         total = sum((_z(p) for p in parts[1:]), _z(parts[0])).astype(np.float32)
-    kind = data.meta.item_type[cur] if cur >= 0 else "track"
+    kinds, code_of = _item_kinds(version)
+    kind = kinds[cur] if cur >= 0 else code_of.get("track", -1)
     others = data.item_index(never or [])
     banned = np.concatenate([history[-RECENT_HISTORY:], np.array(session, np.int64), others[others >= 0],
                              np.array([cur], np.int64)])  # fmt: skip
     is_banned = np.zeros(data.n_items, bool)  # a mask over the catalog: cheaper than ``isin`` on these sizes
     is_banned[banned[banned >= 0]] = True  # an unknown current track is -1, which would index the last item
-    allowed = (data.meta.item_type[pool] == kind) & ~is_banned[pool]
+    allowed = (kinds[pool] == kind) & ~is_banned[pool]
     pool, total = pool[allowed], total[allowed]
-    best = top_n(total[None, :], n).items[0]
-    order, scores = pool[best[best >= 0]], total[best[best >= 0]]
+    best = np.argsort(-total, kind="stable")[:n]  # a few hundred candidates: a sort beats a selection's overhead
+    order, scores = pool[best], total[best]
     if cur >= 0 and not fallback:
         reasons = [f"goes well after {data.meta.name[cur]}"] * len(order)
     else:
