@@ -16,7 +16,10 @@ def test_interactions_hold_catalog_items_and_positive_affinity(settings: Setting
     data = load_interactions(settings)
     assert sorted(data.items.tolist()) == ["e1", "t1", "t2", "t3"]
     assert data.users.tolist() == ["u1", "u2"]
+    # One id's row (a request's lookup) before and after the whole index is built, and for unknown ids.
+    assert data.user_row("u2") == 1 and data.item_row("nope") == -1
     u1, t1, t2 = data.user_index(["u1"])[0], data.item_index(["t1"])[0], data.item_index(["t2"])[0]
+    assert (data.user_row("u1"), data.item_row("t1"), data.user_row("nope")) == (u1, t1, -1)
     assert data.matrix[u1, t1] > 0
     assert data.matrix[u1, t2] == 0  # a skip is negative affinity: not a training positive
     assert data.meta.genre[t1] == "rock" and data.meta.creator[t1] == "a1"

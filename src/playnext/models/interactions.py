@@ -66,6 +66,14 @@ class Interactions:
             self._user_index = {u: i for i, u in enumerate(self.users.tolist())}
         return np.array([self._user_index.get(u, -1) for u in ids], dtype=np.int64)
 
+    def user_row(self, user_id: str) -> int:
+        """``user_index`` of one listener: a request's lookup, without building an array."""
+        return int(self.user_index([user_id])[0]) if self._user_index is None else self._user_index.get(user_id, -1)
+
+    def item_row(self, item_id: str) -> int:
+        """``item_index`` of one item."""
+        return int(self.item_index([item_id])[0]) if self._item_index is None else self._item_index.get(item_id, -1)
+
     def item_index(self, ids: list[str] | np.ndarray) -> np.ndarray:
         if self._item_index is None:
             self._item_index = {u: i for i, u in enumerate(self.items.tolist())}

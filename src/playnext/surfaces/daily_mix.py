@@ -23,7 +23,7 @@ def daily_mixes(
 ) -> list[SurfaceList]:
     """``candidates``: the recommender's ranked items for the listener, when a batch has them already."""
     data = version.data
-    row = int(data.user_index([user_id])[0])
+    row = data.user_row(user_id)
     if row < 0:
         return []  # no taste to split yet: surfaces show popular mixes from segment popularity instead
     liked = data.matrix[row]

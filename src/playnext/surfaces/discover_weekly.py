@@ -9,6 +9,7 @@ same way.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 
@@ -19,7 +20,9 @@ POOL = 300
 LENGTH = 30
 
 
+@functools.lru_cache(maxsize=16)
 def iso_week(day: dt.date) -> str:
+    """Looked up by every Discover Weekly answer (is its stored list this week's?): formatted once per day."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
 
@@ -30,7 +33,7 @@ def discover_weekly(
 ) -> SurfaceList:  # fmt: skip
     """``candidates``: the recommender's ranked items for the listener, when a batch has them already."""
     data = version.data
-    row = int(data.user_index([user_id])[0])
+    row = data.user_row(user_id)
     tracks = data.meta.item_type == "track"
     if row >= 0:
         if candidates is None:

@@ -82,7 +82,7 @@ def shelves(
     """Every shelf the listener could see, in no order, each with up to ``3 × size`` cards so that the page can
     still fill a shelf after dropping what a shelf above it shows. The part worth precomputing."""
     data = version.data
-    row = int(data.user_index([user_id])[0])
+    row = data.user_row(user_id)
     kind, creator, genre = data.meta.item_type, data.meta.creator, genres(version)
     if row >= 0:
         if candidates is None:  # ranked once for the shelves and the Daily Mix cards
@@ -157,7 +157,7 @@ def home(
 ) -> HomePage:  # fmt: skip
     """The page: ``available`` shelves (precomputed, else computed now) in the bandit's order, no card twice."""
     data = version.data
-    row = int(data.user_index([user_id])[0])
+    row = data.user_row(user_id)
     segment = segment_of(int(data.matrix.indptr[row + 1] - data.matrix.indptr[row]) if row >= 0 else 0,
                          heavy_from(version))  # fmt: skip
     if available is None:

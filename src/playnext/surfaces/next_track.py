@@ -105,8 +105,8 @@ def next_tracks(
     """``recent``: the session's plays, oldest first (the model reads them); ``never``: further items not to
     propose (the live session's skips and earlier plays)."""
     data = version.data
-    row = int(data.user_index([user_id])[0])
-    cur = int(data.item_index([current])[0])
+    row = data.user_row(user_id)
+    cur = data.item_row(current)
     session = [i for i in data.item_index(recent).tolist() if i >= 0]
     history = data.sequence(row) if row >= 0 else np.zeros(0, np.int64)
     sequence = np.concatenate([history, np.array(session, np.int64), np.array([cur] if cur >= 0 else [], np.int64)])

@@ -69,7 +69,7 @@ def compute(version: ModelVersion, surface: str, user_id: str, day: dt.date,
     """One listener's lists for ``surface``, as stored: the one definition batch and on-demand paths share."""
     params = treatment.of(surface)
     data = version.data
-    row = int(data.user_index([user_id])[0])
+    row = data.user_row(user_id)
     country = (str(data.user_country[row]) or None) if row >= 0 else None
     if surface == "discover-weekly":
         return [discover_weekly.discover_weekly(version, user_id, day, country=country, candidates=candidates,

@@ -50,7 +50,7 @@ def search(version: ModelVersion, query: str, user_id: str | None, *, n: int = 2
         return SurfaceList("search", [], False, version.id, {"query": query})
     items = matched[np.lexsort((matched, -scores[matched]))][:CANDIDATES]
     text = scores[items] / np.float32(100.0)
-    row = int(data.user_index([user_id])[0]) if user_id else -1
+    row = data.user_row(user_id) if user_id else -1
     taste = _taste(version, row, items)
     final = text + TASTE_WEIGHT * standardize(taste[None, :].astype(np.float32))[0]
     order = np.argsort(-final, kind="stable")[:n]

@@ -123,7 +123,7 @@ async def _off_loop(request: Request, compute: Callable[[], SurfaceList]) -> Sur
 
 
 def _known(version: ModelVersion, user: str) -> bool:
-    return bool(version.data.user_index([user])[0] >= 0)
+    return version.data.user_row(user) >= 0
 
 
 async def _log(request: Request, events: list[ImpressionLine]) -> None:
