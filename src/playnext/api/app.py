@@ -45,12 +45,12 @@ from playnext.web.data import IngestSampler
 
 log = logging.getLogger(__name__)
 
-# How uvicorn runs the app: ``playnext serve`` and ``bench/serving.py`` both take these. The standard library's event
-# loop, not uvloop: with handlers that compute for a millisecond (next track), uvloop let about one request in eight
-# wait a second round behind the others (latencies of 7.6 and 15 ms for a 1 ms handler at 8 connections, where the
-# standard loop gave 8.9 ms to every one), which set the p99 of every computed surface. Measured at 8 connections
-# (``bench/serving.py``, one run each): next track's p99 35 → 12 ms, Home's 10 → 6.4 ms, and no route slower.
-SERVER = {"loop": "asyncio", "http": "httptools"}
+# How uvicorn runs the app: ``playnext serve`` and ``bench/serving.py`` both take these, so the bench measures what
+# ships. uvloop, not the standard library's loop: single-event ingest at 8 connections took 4.8k events/s on uvloop,
+# 3.3k on the standard loop (``bench/ingest.py``, same session). The standard loop was fairer to handlers that
+# compute for a millisecond; the computed surfaces get that fairness on uvloop by taking their turn
+# (``routes.surfaces.take_turn``).
+SERVER = {"loop": "uvloop", "http": "httptools"}
 SURFACE_THREADS = 2  # Blend's and search's: their C and NumPy parts let go of the GIL, and two overlap
 
 
