@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     # How often the server looks at the keys file for revocations (a new key is seen at once): a look per request
     # cost a tenth of a precomputed surface's answer.
     keys_recheck_s: float = Field(default=1.0, ge=0)
+    # Blend and search requests under way or waiting for the surface threads (each takes tens of ms) before more are
+    # answered 503: past it, a queue only adds latency to answers the clients have likely given up on.
+    surface_backlog: int = Field(default=32, ge=1)
     # A new log segment is started past this size; only sealed segments are compacted into the lake.
     segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     # A non-empty active segment older than this is sealed, so compaction sees recent events on a quiet server.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
@@ -141,6 +143,29 @@ def test_search_over_http(client: TestClient, auth: dict) -> None:
     assert client.get("/v1/search?q=%07", headers=auth).status_code == 422
     assert client.get("/v1/search?q=" + "a" * 201, headers=auth).status_code == 422
     assert client.get("/v1/search?q=song", headers=auth).json()["fallback"] is True  # no listener: text only
+
+
+def test_blend_and_search_past_the_backlog_are_503_while_other_surfaces_answer(served: Settings, auth: dict) -> None:
+    """They run on the surface threads; with ``surface_backlog`` of them under way, the next is told to retry, and
+    the event loop, which they no longer hold, answers a precomputed surface meanwhile."""
+    app = create_app(served.model_copy(update={"surface_backlog": 1}))
+
+    async def run() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://playnext") as c:
+                at_once = await asyncio.gather(
+                    c.get("/v1/blend?users=u0,u30,u1,u31,u2", headers=auth),
+                    c.get("/v1/search?q=jaz%20song%2045&user=u30", headers=auth),
+                    c.get("/v1/users/u3/discover-weekly", headers=auth),
+                )
+                return [*at_once, await c.get("/v1/search?q=song", headers=auth)]
+
+    blend, search, weekly, later = asyncio.run(run())
+    assert sorted([blend.status_code, search.status_code]) == [200, 503]
+    busy = blend if blend.status_code == 503 else search
+    assert busy.json()["error"] == "busy" and busy.headers["retry-after"] == "1"
+    assert weekly.status_code == 200 and later.status_code == 200  # the backlog drained
 
 
 def test_home_shelves_with_propensities_reach_the_lake(client: TestClient, auth: dict, served: Settings) -> None:

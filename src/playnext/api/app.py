@@ -69,6 +69,7 @@ def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI
         # Blend and search (tens of ms) run here, not in the loop's shared pool, where other short work (an online
         # store's calls, a listener's list computed on a miss) would queue behind them.
         app.state.surface_threads = ThreadPoolExecutor(SURFACE_THREADS, thread_name_prefix="surfaces")
+        app.state.surface_backlog = 0  # requests on or waiting for them (``settings.surface_backlog`` at most)
         try:
             yield
         finally:

@@ -119,8 +119,17 @@ async def _without_model(request: Request, surface: str, viewers: list[str], n: 
 
 
 async def _off_loop(request: Request, compute: Callable[[], SurfaceList]) -> SurfaceList:
-    """A surface that takes tens of milliseconds, on the app's surface threads (see the module's docstring)."""
-    return await asyncio.get_running_loop().run_in_executor(request.app.state.surface_threads, compute)
+    """A surface that takes tens of milliseconds, on the app's surface threads (see the module's docstring); a 503
+    once ``surface_backlog`` of them are under way or waiting."""
+    state = request.app.state
+    if state.surface_backlog >= state.settings.surface_backlog:
+        raise ApiError(503, "busy", f"{state.surface_backlog} Blend and search requests are under way; retry shortly",
+                       {"Retry-After": "1"})  # fmt: skip
+    state.surface_backlog += 1  # only the event loop's thread counts: no lock
+    try:
+        return await asyncio.get_running_loop().run_in_executor(state.surface_threads, compute)
+    finally:
+        state.surface_backlog -= 1
 
 
 async def take_turn() -> None:
