@@ -118,7 +118,10 @@ class LeanGet:
                     "401": error("No valid API key."),
                     "403": error(f"The key lacks the `{self.scope}` scope."),
                     "422": error("A parameter is out of range or malformed."),
-                    "503": error("No model version is served yet, or the exposure log cannot be written."),
+                    "503": error(
+                        "No model version is served yet, the exposure log cannot be written, or (Blend, search) "
+                        "too many are under way (then with a `Retry-After`)."
+                    ),
                 },
             }
         }
