@@ -22,7 +22,10 @@ def test_mixed_load_has_no_errors_and_bounded_memory(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "errors: 0" in run.stdout
-    served = {m[0]: int(m[1].replace(",", "")) for m in re.findall(r"^  (\S+)\s+([\d,]+)$", run.stdout, re.M)}
+    served = {
+        m[0]: int(m[1].replace(",", ""))
+        for m in re.findall(r"^  (\S+)\s+([\d,]+)\s+[\d.]+\s+[\d.]+$", run.stdout, re.M)
+    }
     assert set(served) == {"ingest", "home", "discover-weekly", "daily-mixes", "next", "blend", "search"}
     assert min(served.values()) > 20, served
     first, second = map(float, re.search(r"first half (\d+) MiB, of the second (\d+)", run.stdout).groups())
