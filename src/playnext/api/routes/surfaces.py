@@ -136,9 +136,9 @@ async def take_turn() -> None:
     """Yield to the event loop once before computing on it. On uvloop, a request that arrived while others were
     computing otherwise started after requests that arrived later, about one in eight: a 1 ms handler at 8
     connections answered at 7.6 ms or at 15 ms (two rounds of the others' work), never between. With one yield
-    every request waits one round (p99 9.7 ms), and next track's p99 at 8 connections went from 17-19 to 15 ms,
-    Home's from 10.4 to 5.6 ms (``bench/serving.py``'s route, one run). The standard library's loop is fair without
-    it but slower for ingest (``api.app.SERVER``)."""
+    every request waits one round (p99 9.7 ms). Next track's p99 at 8 connections went from 17-19 to 15 ms and
+    Home's from 10.4 to 5.6 ms, in one slow run of the bench's client against one server per setting. The standard
+    library's loop is fair without it, but slower for ingest (``api.app.SERVER``)."""
     await asyncio.sleep(0)
 
 
