@@ -294,6 +294,7 @@ def test_ingested_plays_become_the_live_session_next_track_reads(client: TestCli
                    "ts": (now - dt.timedelta(minutes=1)).isoformat()})  # fmt: skip
     assert client.post("/v1/events", json=events, headers=ingest).json()["accepted"] == 3
     assert client.post("/v1/events", json=events, headers=ingest).json()["duplicates"] == 3
+    client.portal.call(client.app.state.session_feed.settled)  # written behind the answer: read once it is down
     plays = client.app.state.store.recent_plays("u9", 10)
     assert [p.item_id for p in plays] == ["t20", "t21", "t22"]  # a retried batch adds nothing
     body = client.get("/v1/users/u9/next?track=t23", headers=auth).json()

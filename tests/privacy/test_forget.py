@@ -92,6 +92,7 @@ def test_a_forgotten_listener_leaves_no_trace_and_cannot_come_back(tmp_path: Pat
         assert "deleted on request" in again["rejections"][0]["reason"]
         later = {**recent[0], "event_id": "came-back", "ts": (dt.datetime.now(dt.UTC)).isoformat()}
         assert client.post("/v1/events", json=[later], headers=auth).json()["accepted"] == 1  # new data is new
+        client.portal.call(client.app.state.session_feed.settled)  # sessions are written behind the answer
         assert [p.item_id for p in client.app.state.store.recent_plays(TARGET, 10)] == ["t3"]
         assert client.delete("/v1/users/" + "x" * 200, headers=auth).status_code == 422
     assert Registry(settings).verify(Registry(settings).current_id())["scrubbed"]

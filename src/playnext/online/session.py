@@ -76,6 +76,8 @@ class SessionFeed:
         while self._pending:
             batch, self._pending = self._pending, []
             batch = [p for p in batch if not self.buried(p.user_id, p.ts)]
+            if not batch:
+                continue
             try:
                 if self._thread is None:
                     self._thread = ThreadPoolExecutor(1, thread_name_prefix="sessions")

@@ -3,7 +3,7 @@
 An impression's ``event_id`` is made here, unique by construction (``exposure_id``: ``ids.unique_id``, a random
 prefix drawn once per process and a counter). The request id cannot serve, since a client may send its own
 ``X-Request-Id`` twice, and a repeated id would make a second showing look like a retried duplicate of the
-first. Unique ids let the log store impressions without a duplicate lookup (``EventLog.submit(fresh=True)``).
+first. Unique ids let the log store impressions without a duplicate lookup (``EventLog.submit_fresh``).
 
 Impressions are built as ``ImpressionLine`` records, not ``events.schema.Impression``: every field is the server's
 own (a checked listener id, catalog ids, configured labels), so the per-event printability check a client's

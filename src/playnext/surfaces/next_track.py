@@ -20,7 +20,7 @@ from playnext.models.interactions import top_n
 from playnext.models.item_item import Cooccurrence
 from playnext.models.registry import ModelVersion
 from playnext.models.sequence import SASRec
-from playnext.surfaces.common import SurfaceList, because, generator, picks, popular_order
+from playnext.surfaces.common import SurfaceList, because, generator, picks, popular_order, unwrap
 
 RECENT_HISTORY = 20  # the listener's last plays, also never repeated
 POOL = 200  # candidates from each signal
@@ -34,10 +34,8 @@ def _sequence_model(version: ModelVersion) -> tuple[SASRec, AnnIndexed | None] |
 
     def find() -> tuple[SASRec, AnnIndexed | None] | None:
         for m in version.recommender.generators.values():
-            if isinstance(m, AnnIndexed) and isinstance(m.model, SASRec):
-                return m.model, m
-            if isinstance(m, SASRec):
-                return m, None
+            if isinstance(model := unwrap(m), SASRec):
+                return model, m if isinstance(m, AnnIndexed) else None
         return None
 
     return version.derive("next_track_sequence_model", find)
