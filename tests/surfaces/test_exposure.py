@@ -1,52 +1,88 @@
-"""Impressions as the surfaces log them: byte for byte the events a client's ``Impression`` would be."""
+"""Exposures as the surfaces log them: one line per shown list and viewer, unfolded by compaction into exactly
+the impression events a client's ``Impression`` would be."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 
-from playnext.events.schema import BATCH_DECODER, Impression, encode_lines
+import msgspec
+import pyarrow.json as pj
+import pytest
+
+from playnext.events.exposures import BadExposure, Exposure, parse_lines
+from playnext.events.schema import ARROW_SCHEMA, EVENT_DECODER, Impression, Play, encode_lines
 from playnext.surfaces.common import Pick, SurfaceList
-from playnext.surfaces.exposure import ImpressionLine, exposure_id, home_impressions, impressions
+from playnext.surfaces.exposure import exposure_id, home_impressions, impressions
 from playnext.surfaces.home import HomePage, Shelf
 
 AT = dt.datetime(2026, 11, 26, 1, 2, 3, 456789, tzinfo=dt.UTC)
 
 
-def _as_events(lines: list[ImpressionLine]) -> list[Impression]:
-    return [
-        Impression(event_id=x.event_id, user_id=x.user_id, ts=x.ts, item_id=x.item_id, item_type=x.item_type,
-                   surface=x.surface, position=x.position, request_id=x.request_id, variant=x.variant,
-                   propensity=x.propensity)
-        for x in lines
-    ]  # fmt: skip
+def _as_lake(events: list[Impression | Play]) -> list[dict]:
+    """What the lake held when every impression was logged as its own event."""
+    table = pj.read_json(io.BytesIO(encode_lines(events)), parse_options=pj.ParseOptions(explicit_schema=ARROW_SCHEMA))
+    return sorted(table.to_pylist(), key=lambda row: row["event_id"])
 
 
-def test_lines_encode_as_the_impression_events_they_stand_for() -> None:
+def _unfolded(records: list[msgspec.Struct]) -> list[dict]:
+    table = parse_lines(encode_lines(records))
+    assert table.schema == ARROW_SCHEMA
+    return sorted(table.to_pylist(), key=lambda row: row["event_id"])
+
+
+def test_a_shown_list_unfolds_into_the_impression_events_it_stands_for() -> None:
     shown = SurfaceList("discover-weekly", [Pick('t"1', "track", 0.5, "new"), Pick("mix-2", "mix", 0.1, "mix")],
                         False, "v1")  # fmt: skip
-    lines = impressions(shown, ["u1", "ü 2"], "req-1", AT, {"u1": "exp:b", "ü 2": None})
-    encoded = encode_lines(lines)
-    assert encoded == encode_lines(_as_events(lines))
-    decoded = BATCH_DECODER.decode(b"[" + encoded.strip().replace(b"\n", b",") + b"]")
-    assert [(e.user_id, e.position, e.item_id, e.item_type, e.variant, e.propensity) for e in decoded] == [
-        ("u1", 0, 't"1', "track", "exp:b", 1.0), ("u1", 1, "mix-2", "playlist", "exp:b", 1.0),
-        ("ü 2", 0, 't"1', "track", None, 1.0), ("ü 2", 1, "mix-2", "playlist", None, 1.0),
+    lines = impressions(shown, ["u1", "ü 2"], "req-1", AT, {"u1": "exp:b", "ü 2": None}, exposure="x9")
+    assert len(lines) == 2  # one per viewer, not per item
+    expected = [
+        Impression(event_id=f"x9-{n}-{pos}", user_id=user, ts=AT, item_id=item, item_type=kind,
+                   surface="discover-weekly", position=pos, request_id="req-1", variant=variant, propensity=1.0)
+        for n, (user, variant) in enumerate([("u1", "exp:b"), ("ü 2", None)])
+        for pos, (item, kind) in enumerate([('t"1', "track"), ("mix-2", "playlist")])
     ]  # fmt: skip
-    assert len({e.event_id for e in decoded}) == 4
+    assert _unfolded(lines) == _as_lake(expected)
 
 
-def test_home_lines_carry_each_shelf_and_its_propensity() -> None:
+def test_home_numbers_cards_down_the_page_with_each_shelf_and_its_propensity() -> None:
     page = HomePage(
         shelves=[Shelf("top", "Top", [Pick("t1", "track", 1.0, "a")], propensity=0.25),
+                 Shelf("empty", "Nothing", [], propensity=0.1),
                  Shelf("new", "New", [Pick("t2", "track", 1.0, "b"), Pick("ar1", "artist", 1.0, "c")],
                        propensity=0.5)],
         model_version="v1", fallback=False, segment="warm",
     )  # fmt: skip
-    lines = home_impressions(page, "u1", "req-2", AT, "exp:a")
-    assert encode_lines(lines) == encode_lines(_as_events(lines))
-    assert [(x.surface, x.position, x.propensity, x.item_type) for x in lines] == [
-        ("home/top", 0, 0.25, "track"), ("home/new", 1, 0.5, "track"), ("home/new", 2, 0.5, "artist"),
+    lines = home_impressions(page, "u1", "req-2", AT, "exp:a", exposure="x7")
+    assert [x.surface for x in lines] == ["home/top", "home/new"]  # an empty shelf logs nothing
+    expected = [
+        Impression(event_id=f"x7-{pos}", user_id="u1", ts=AT, item_id=item, item_type=kind, surface=surface,
+                   position=pos, request_id="req-2", variant="exp:a", propensity=propensity)
+        for pos, (surface, propensity, item, kind) in enumerate(
+            [("home/top", 0.25, "t1", "track"), ("home/new", 0.5, "t2", "track"), ("home/new", 0.5, "ar1", "artist")]
+        )
     ]  # fmt: skip
+    assert _unfolded(lines) == _as_lake(expected)
+
+
+def test_client_events_and_exposures_in_one_payload_all_reach_the_lake() -> None:
+    play = Play(event_id="p1", user_id="u1", ts=AT, item_id="t9", item_type="track", ms_played=3000)
+    shown = SurfaceList("next-track", [Pick("t1", "track", 1.0, "after")], False, "v1")
+    rows = _unfolded([play, *impressions(shown, ["u1"], "req-3", AT, exposure="x5"), play])
+    assert [(r["event_id"], r["type"]) for r in rows] == [("p1", "play"), ("p1", "play"), ("x5-0-0", "impression")]
+    assert impressions(SurfaceList("next-track", [], False, "v1"), ["u1"], "req-4", AT) == []
+
+
+def test_an_exposure_whose_items_and_types_disagree_is_refused() -> None:
+    bad = Exposure("r", "discover-weekly", None, 1.0, "x1", "u1", AT, ["t1", "t2"], ["track"])
+    with pytest.raises(BadExposure, match="differ in length"):
+        parse_lines(encode_lines([bad]))
+
+
+def test_a_client_cannot_post_an_exposure() -> None:
+    line = msgspec.json.encode(Exposure("r", "discover-weekly", None, 1.0, "x1", "u1", AT, ["t1"], ["track"]))
+    with pytest.raises(msgspec.ValidationError, match="exposure"):
+        EVENT_DECODER.decode(line)
 
 
 def test_exposure_ids_never_repeat_in_a_process() -> None:

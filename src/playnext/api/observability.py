@@ -75,8 +75,8 @@ class _StateCollector:
                                       value=stats.events_stored)  # fmt: skip
             yield GaugeMetricFamily("playnext_log_backlog", "Batches waiting for the log writer",
                                     value=event_log.backlog())  # fmt: skip
-            yield GaugeMetricFamily("playnext_log_fresh_backlog", "Impressions waiting for the log writer's next "
-                                    "round", value=event_log.fresh_backlog())  # fmt: skip
+            yield GaugeMetricFamily("playnext_log_fresh_backlog", "Shown lists (exposures) waiting for the log "
+                                    "writer's next round", value=event_log.fresh_backlog())  # fmt: skip
             yield GaugeMetricFamily("playnext_log_healthy", "1 while the log can be written",
                                     value=float(event_log.healthy))  # fmt: skip
         model = getattr(self.state, "model", None)

@@ -10,7 +10,6 @@ doubled at any point.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
 from playnext.durable import file_lock
 from playnext.events import framing
+from playnext.events.exposures import BadExposure, parse_lines
 from playnext.events.lake_events import events_table, write_event_partitions
 from playnext.events.log import EventLog, LogLocked, sealed_segments, sidecar_path
 from playnext.events.schema import ARROW_SCHEMA
@@ -33,8 +32,6 @@ log = logging.getLogger(__name__)
 
 # Payload bytes folded into one commit: bounds memory, and makes progress visible on a large backlog.
 DEFAULT_COMMIT_BYTES = 256 * 1024 * 1024
-
-_PARSE = pj.ParseOptions(explicit_schema=ARROW_SCHEMA, unexpected_field_behavior="error")
 
 
 class CorruptSegment(RuntimeError):
@@ -52,16 +49,17 @@ class CompactionResult:
 
 
 def segment_events(path: Path) -> pa.Table:
-    """All events of one sealed segment as an Arrow table in the lake schema."""
+    """All events of one sealed segment as an Arrow table in the lake schema, exposures unfolded into their
+    impressions (``exposures``)."""
     scan = framing.scan(path)
     if scan.torn:
         raise CorruptSegment(
             f"{path} is corrupt at byte {scan.valid_end} of {scan.size}; move it aside to compact the rest"
         )
-    payload = b"".join(f.payload for f in scan.frames)
-    if not payload:
-        return ARROW_SCHEMA.empty_table()
-    return pj.read_json(io.BytesIO(payload), parse_options=_PARSE)
+    try:
+        return parse_lines(b"".join(f.payload for f in scan.frames))
+    except BadExposure as exc:
+        raise CorruptSegment(f"{path}: {exc}; move it aside to compact the rest") from None
 
 
 def _seal_if_idle(log_dir: Path, segment_max_bytes: int) -> None:

@@ -6,10 +6,11 @@ Why it looks like this:
   one fsync for all of them, so 32 concurrent clients cost about one fsync per round, not 32.
 - **Dedup in the writer.** Checking ids where writes are serialized means two concurrent requests with the same
   ``event_id`` cannot both be stored.
-- **Server-made records ride along** (``submit_fresh``: impressions). Their ids are unique by construction, so
-  they skip dedup, and they wait in a buffer the writer takes whole on its next round. A surface answer then costs
-  an append to a list, not a wake-up of the writer: measured on Discover Weekly, handing each answer's impressions
-  to the writer on their own cost 85 µs per answer in thread switches, most of the answer.
+- **Server-made records ride along** (``submit_fresh``: the surfaces' exposures, ``events.exposures``). Their
+  ids are unique by construction, so they skip dedup, and they wait in a buffer the writer takes whole on its next
+  round. A surface answer then costs an append to a list, not a wake-up of the writer: measured on Discover
+  Weekly, handing each answer's impressions to the writer on their own cost 85 µs per answer in thread switches,
+  most of the answer.
 - **Crash recovery never refuses to start.** On open, a torn last frame (crash mid-write) is cut off; everything
   before it was acknowledged and is kept. Segments that have no dedup sidecar yet are read back into the index.
 - **One writer.** A lock file keeps a second process from appending to the same segments; it fails fast with the

@@ -5,41 +5,21 @@ prefix drawn once per process and a counter). The request id cannot serve, since
 ``X-Request-Id`` twice, and a repeated id would make a second showing look like a retried duplicate of the
 first. Unique ids let the log store impressions without a duplicate lookup (``EventLog.submit_fresh``).
 
-Impressions are built as ``ImpressionLine`` records, not ``events.schema.Impression``: every field is the server's
-own (a checked listener id, catalog ids, configured labels), so the per-event printability check a client's
-event needs would only re-check them, and at 30-60 impressions per answer building checked events cost about as
-much as the rest of a precomputed answer. A line encodes to the very bytes an ``Impression`` does (a test pins
-it), so the log, the lake and every reader see ordinary impressions.
+A shown list is handed to the log as one ``events.exposures.Exposure`` per viewer, not one impression per item:
+compaction unfolds it into the very impression events (ids included) that the lake and every reader see. The
+records are the server's own (a checked listener id, catalog ids, configured labels), so they skip the
+per-event checks a client's events need.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import msgspec
-
+from playnext.events.exposures import Exposure
 from playnext.events.schema import ITEM_TYPES
 from playnext.ids import unique_id
-from playnext.surfaces.common import SurfaceList
+from playnext.surfaces.common import Pick, SurfaceList
 from playnext.surfaces.home import HomePage
-
-
-class ImpressionLine(msgspec.Struct, tag_field="type", tag="impression", frozen=True, gc=False):
-    """``Impression``'s fields in its encoded order, without its client-input checks (see the module's docstring).
-    Untracked by the garbage collector: thousands wait in the log's buffer at a time, and each collection walked
-    them all (measured: a fifth of a Discover Weekly answer)."""
-
-    request_id: str
-    surface: str
-    position: int
-    variant: str | None
-    propensity: float | None
-    event_id: str
-    user_id: str
-    ts: dt.datetime
-    item_id: str
-    item_type: str
-    country: None = None
 
 
 def exposure_id() -> str:
@@ -47,35 +27,40 @@ def exposure_id() -> str:
     return unique_id("x")
 
 
-def _logged_type(item_type: str) -> str:
+_LOGGED = frozenset(ITEM_TYPES)
+
+
+def _logged_types(shown: list[Pick]) -> list[str]:
     # Cards that are not catalog items (a Daily Mix card) are logged as playlists, the nearest event item type.
-    return item_type if item_type in ITEM_TYPES else "playlist"
+    return [p.item_type if p.item_type in _LOGGED else "playlist" for p in shown]
 
 
 def impressions(
     shown: SurfaceList, user_ids: list[str], request_id: str, at: dt.datetime,
     variants: dict[str, str | None] | None = None, exposure: str | None = None,
-) -> list[ImpressionLine]:  # fmt: skip
-    """One impression per item and viewer, with the viewer's experiment variants. These surfaces are
-    deterministic given the request, so every position was shown with probability 1: the propensity off-policy
-    estimates need."""
-    variants, exposure, surface = variants or {}, exposure or exposure_id(), shown.surface
+) -> list[Exposure]:  # fmt: skip
+    """One exposure per viewer, with the viewer's experiment variants; item ``p`` of viewer ``n`` becomes the
+    impression ``<exposure>-<n>-<p>``. These surfaces are deterministic given the request, so every position
+    was shown with probability 1: the propensity off-policy estimates need."""
+    if not shown.items:
+        return []
+    variants, exposure = variants or {}, exposure or exposure_id()
+    ids, types = [p.item_id for p in shown.items], _logged_types(shown.items)
     return [
-        ImpressionLine(request_id, surface, pos, variants.get(user), 1.0, f"{exposure}-{n}-{pos}", user, at,
-                       pick.item_id, _logged_type(pick.item_type))
+        Exposure(request_id, shown.surface, variants.get(user), 1.0, f"{exposure}-{n}", user, at, ids, types)
         for n, user in enumerate(user_ids)
-        for pos, pick in enumerate(shown.items)
     ]  # fmt: skip
 
 
 def home_impressions(page: HomePage, user: str, request_id: str, at: dt.datetime,
-                     variant: str | None = None, exposure: str | None = None) -> list[ImpressionLine]:  # fmt: skip
-    """One impression per card, numbered down the page, under ``home/<shelf>`` with the bandit's probability of
-    the shelf's position as its propensity."""
-    cards = [(f"home/{shelf.id}", shelf.propensity, card) for shelf in page.shelves for card in shelf.items]
+                     variant: str | None = None, exposure: str | None = None) -> list[Exposure]:  # fmt: skip
+    """One exposure per shelf, its cards numbered down the page (impression ``<exposure>-<position>``), under
+    ``home/<shelf>`` with the bandit's probability of the shelf's position as its propensity."""
     exposure = exposure or exposure_id()
-    return [
-        ImpressionLine(request_id, surface, pos, variant, propensity, f"{exposure}-{pos}", user, at, card.item_id,
-                       _logged_type(card.item_type))
-        for pos, (surface, propensity, card) in enumerate(cards)
-    ]  # fmt: skip
+    out, first = [], 0
+    for shelf in page.shelves:
+        if shelf.items:
+            out.append(Exposure(request_id, f"home/{shelf.id}", variant, shelf.propensity, exposure, user, at,
+                                [c.item_id for c in shelf.items], _logged_types(shelf.items), first))  # fmt: skip
+            first += len(shelf.items)
+    return out

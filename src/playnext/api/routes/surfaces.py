@@ -33,6 +33,7 @@ from playnext.api.errors import ApiError
 from playnext.api.lean import LeanGet, Param, openapi_paths
 from playnext.api.lists import lists_for
 from playnext.api.observability import request_id
+from playnext.events.exposures import Exposure
 from playnext.events.log import LogUnavailable
 from playnext.events.schema import Country, Id
 from playnext.experiments.treatment import Treatment
@@ -45,14 +46,14 @@ from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
 from playnext.surfaces.common import SurfaceList, popular_order
 from playnext.surfaces.daily_mix import MAX_SIZE
 from playnext.surfaces.discover_weekly import LENGTH, discover_weekly
-from playnext.surfaces.exposure import ImpressionLine, home_impressions, impressions
+from playnext.surfaces.exposure import home_impressions, impressions
 from playnext.surfaces.home import home, list_as_shelf, shelf_as_list, shelves
 from playnext.surfaces.next_track import next_tracks
 from playnext.surfaces.precomputed import HOME_SIZE
 from playnext.surfaces.search import search
 
 log = logging.getLogger(__name__)
-EXPOSURE_BACKLOG = 20_000  # impressions waiting for the log's writer, about 600 answers
+EXPOSURE_BACKLOG = 1_000  # shown lists waiting for the log's writer: 1,000 Discover Weekly answers, 125 Homes
 
 
 def user_id_of(value: str) -> str:
@@ -146,10 +147,10 @@ def _known(version: ModelVersion, user: str) -> bool:
     return version.data.user_row(user) >= 0
 
 
-async def _log(request: Request, events: list[ImpressionLine]) -> None:
+async def _log(request: Request, events: list[Exposure]) -> None:
     """Hand the impressions to the log's writer, which writes everything handed to it since its last round as one
     group commit, within milliseconds; the answer does not wait for that fsync unless the writer is behind
-    (``EXPOSURE_BACKLOG`` impressions waiting), which bounds memory. Waiting on every fsync capped a precomputed
+    (``EXPOSURE_BACKLOG`` shown lists waiting), which bounds memory. Waiting on every fsync capped a precomputed
     surface at a few hundred requests/s at 8 connections. What it risks: a crash within one round of an answer
     loses that answer's impressions, at random, so analyses stay unbiased; client events are still acknowledged
     only once durable. A log that cannot be written is a 503 (a list shown but never logged would blind
