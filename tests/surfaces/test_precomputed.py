@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from playnext.experiments.treatment import Treatment
 from playnext.models.registry import ModelVersion
 from playnext.online.local import LocalStore
 from playnext.surfaces import precomputed
+from playnext.surfaces.daily_mix import MAX_SIZE
 from playnext.surfaces.precomputed import SURFACES, compute, lookup, precompute
 
 DAY = dt.date(2026, 11, 25)  # a Wednesday of ISO week 48
@@ -68,3 +70,21 @@ def test_unknown_surfaces_are_refused_before_any_work(version: ModelVersion, sto
 def test_values_are_compact(version: ModelVersion) -> None:
     lists = compute(version, "discover-weekly", "u0", DAY)
     assert len(precomputed.encode(version, "discover-weekly", DAY, lists)) < 4000
+
+
+def test_a_listener_without_a_taste_cluster_gets_a_stored_popular_mix(version: ModelVersion, store: LocalStore) -> None:
+    """So that serving reads it like any mix instead of computing it on every request."""
+    no_cluster = Treatment(label="x:y", params={"daily-mix": {"min_tracks": 10**6}})
+    user = str(version.data.users[0])
+    precompute(version, store, ["daily-mix"], DAY, users=[0], treatments=_Fixed(no_cluster))
+    (mix,) = lookup(store, version, "daily-mix", user, DAY, no_cluster)
+    assert mix.fallback and mix.meta["name"] == "Popular Mix" and len(mix.items) == MAX_SIZE
+    assert [m.meta["name"] for m in compute(version, "daily-mix", user, DAY)] != ["Popular Mix"]  # has clusters
+
+
+class _Fixed:
+    def __init__(self, treatment: Treatment) -> None:
+        self.treatment = treatment
+
+    def of(self, user_id: str) -> Treatment:
+        return self.treatment

@@ -8,10 +8,13 @@ same genre they have never played. The two alternate, so a mix starts familiar a
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from playnext.models.registry import ModelVersion
-from playnext.surfaces.common import SurfaceList, picks
+from playnext.surfaces.common import SurfaceList, picks, popular_order
+from playnext.surfaces.discover_weekly import discover_weekly
 
 MAX_MIXES = 6
 POOL = 500
@@ -53,3 +56,13 @@ def daily_mixes(
         mixes.append(SurfaceList("daily-mix", picks(version, order, scores, reasons), False, version.id,
                                  {"name": name, "mix": number, "genre": genre}))  # fmt: skip
     return mixes
+
+
+def popular_mix(version: ModelVersion, user_id: str, day: dt.date, *, size: int = MAX_SIZE,
+                country: str | None = None) -> SurfaceList:  # fmt: skip
+    """One mix of what is popular in the listener's segment, for a listener with no taste to split (yet):
+    flagged ``fallback``. Batch stores it for known listeners without a cluster, so a request never computes
+    it for them (it cost 2.4 ms, against 0.1 ms for reading a stored mix)."""
+    shown = discover_weekly(version, user_id, day, n=size, country=country, candidates=popular_order(version, country))
+    shown.surface, shown.meta, shown.fallback = "daily-mix", {"name": "Popular Mix", "mix": 1, "genre": ""}, True
+    return shown

@@ -49,8 +49,7 @@ def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[Surfac
 def lookup(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
            treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
     """The listener's stored lists when current (this version, this week, the listener's experiment parameters).
-    An empty list is a valid answer (a listener with no taste cluster has no Daily Mix), so a missing or stale
-    value raises ``LookupError``."""
+    An empty list is a valid answer, so a missing or stale value raises ``LookupError``."""
     blob = store.get_list(surface, user_id)
     if blob is None:
         raise LookupError(surface)
@@ -75,7 +74,9 @@ def compute(version: ModelVersion, surface: str, user_id: str, day: dt.date,
         return [discover_weekly.discover_weekly(version, user_id, day, country=country, candidates=candidates,
                                                 **params)]  # fmt: skip
     if surface == "daily-mix":
-        return daily_mix.daily_mixes(version, user_id, size=daily_mix.MAX_SIZE, candidates=candidates, **params)
+        return daily_mix.daily_mixes(version, user_id, size=daily_mix.MAX_SIZE, candidates=candidates, **params) or [
+            daily_mix.popular_mix(version, user_id, day, country=country)
+        ]
     if surface == "home":
         found = home.shelves(version, user_id, size=HOME_SIZE, country=country, candidates=candidates)
         return [home.shelf_as_list(shelf, version.id) for shelf in found.values()]

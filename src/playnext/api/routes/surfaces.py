@@ -41,6 +41,7 @@ from playnext.ids import unique_id
 from playnext.models.registry import ModelVersion, RegistryError
 from playnext.online.session import current_session
 from playnext.online.store import StoreUnavailable
+from playnext.surfaces import daily_mix
 from playnext.surfaces.bandit import shelf_stats_from_lake
 from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
 from playnext.surfaces.common import SurfaceList, popular_order
@@ -265,11 +266,8 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         return await _without_model(request, "daily-mix", [user], size)
     (version, treatment), day = await _treated(request, user), _today()
 
-    def popular_mix() -> list[SurfaceList]:  # no taste to split (yet): one mix of what is popular
-        shown = discover_weekly(version, user, day, n=MAX_SIZE, country=where,
-                                candidates=popular_order(version, where))  # fmt: skip
-        shown.surface, shown.meta, shown.fallback = "daily-mix", {"name": "Popular Mix", "mix": 1, "genre": ""}, True
-        return [shown]
+    def popular_mix() -> list[SurfaceList]:
+        return [daily_mix.popular_mix(version, user, day, country=where)]
 
     if _known(version, user):
         mixes, source = await lists_for(request, version, "daily-mix", user, day, popular_mix, treatment)
