@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -7,6 +8,7 @@ import pytest
 
 from playnext.events import compaction
 from playnext.events.compaction import CorruptSegment, compact
+from playnext.events.exposures import Exposure
 from playnext.events.lake_events import events_table
 from playnext.events.log import EventLog, list_segments
 from playnext.lake.table import LakeTable
@@ -136,3 +138,28 @@ def test_a_segment_without_a_dedup_sidecar_is_compacted_but_kept(filled_log: Pat
     again = compact(filled_log, tmp_path / "lake")  # now idle: the writer's open gave the segment its sidecar back
     assert not path.exists() and again.events == 0
     assert len(lake_ids(tmp_path / "lake")) == 120
+
+
+def test_exposures_compact_into_their_impressions_beside_client_events(tmp_path: Path) -> None:
+    log_dir, lake = tmp_path / "log", tmp_path / "lake"
+    at = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    shown = Exposure("req-1", "discover-weekly", "exp:a", 1.0, "x1-0", "u1", at, ["t1", "t2"], ["track", "track"])
+    with EventLog(log_dir) as log:
+        log.submit_fresh([shown]).result(timeout=10)
+        log.append(events(3, prefix="c-", ts="2026-11-20T12:00:00+00:00"))
+    result = compact(log_dir, lake)
+    assert result.events == 5
+    assert sorted(lake_ids(lake)) == ["c-0", "c-1", "c-2", "x1-0-0", "x1-0-1"]
+
+
+def test_an_exposure_that_does_not_add_up_stops_compaction_and_loses_nothing(tmp_path: Path) -> None:
+    log_dir, lake = tmp_path / "log", tmp_path / "lake"
+    at = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    bad = Exposure("req-1", "discover-weekly", None, 1.0, "x1-0", "u1", at, ["t1", "t2"], ["track"])
+    with EventLog(log_dir) as log:
+        log.append(events(3, prefix="c-", ts="2026-11-20T12:00:00+00:00"))
+        log.submit_fresh([bad]).result(timeout=10)
+    segment = next(p for _, p in list_segments(log_dir) if p.stat().st_size)
+    with pytest.raises(CorruptSegment, match=f"{segment.name}.*differ in length"):
+        compact(log_dir, lake)
+    assert lake_ids(lake) == [] and segment.stat().st_size > 0  # the segment stays for someone to look at
