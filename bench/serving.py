@@ -9,7 +9,8 @@ per listener, to keep the training short: serving costs the same) and promoted, 
 ``playnext batch all`` precomputes Discover Weekly, Daily Mix and Home's shelves for every listener; then
 ``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``, with ``playnext serve``'s options:
 ``api.app.SERVER``) serves it in one process, and lean keep-alive clients in this process load each route for
-``--seconds`` at each concurrency, with random known listeners. Every surface request also writes its impressions
+``--seconds`` at each concurrency, with random known listeners. Each cell is compared with the hello-world
+measured just before and just after it (their mean). Every surface request also writes its exposures
 to the durable log, as in production. ``--data`` keeps the world in DIR and reuses it on the next run (the
 simulation and training take long at full size).
 """
@@ -110,18 +111,24 @@ def main() -> None:
             }  # fmt: skip
             if args.routes:
                 routes = {k: v for k, v in routes.items() if k == "hello-world" or k in args.routes}
-            print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'× hello req/s':>14}")
-            hello: dict[int, float] = {}
+
+            def measure(paths: list[str], c: int) -> tuple[float, list[float]]:
+                asyncio.run(load(port, paths, key, c, 0.5))  # warm up
+                return asyncio.run(load(port, paths, key, c, args.seconds))
+
+            print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'hello req/s':>12} "
+                  f"{'× hello':>8}")  # fmt: skip
             for name, paths in routes.items():
                 for c in args.concurrency:
-                    asyncio.run(load(port, paths, key, c, 0.5))  # warm up
-                    rate, lat = asyncio.run(load(port, paths, key, c, args.seconds))
-                    if name == "hello-world":
-                        hello[c] = rate
+                    # The hello-world is measured just before and just after each cell, and the cell is compared
+                    # with their mean: this machine's speed drifts by a third within minutes, and a baseline
+                    # measured once, minutes earlier, moved the ratios as much as the code did.
+                    before = measure(routes["hello-world"], c)[0] if name != "hello-world" else None
+                    rate, lat = measure(paths, c)
+                    hello = rate if before is None else (before + measure(routes["hello-world"], c)[0]) / 2
                     p50, p99 = np.percentile(lat, 50) * 1000, np.percentile(lat, 99) * 1000
-                    print(
-                        f"{name:<16} {c:>5} {rate:>8,.0f} {p50:>8.2f} {p99:>8.2f} {rate / hello[c]:>14.3f}", flush=True
-                    )
+                    print(f"{name:<16} {c:>5} {rate:>8,.0f} {p50:>8.2f} {p99:>8.2f} {hello:>12,.0f} "
+                          f"{rate / hello:>8.3f}", flush=True)  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -1,0 +1,33 @@
+"""``bench/serving.py`` on a small world: every surface answers 200 on a real server, and each cell is printed
+with the hello-world measured around it. Timings are not asserted (see the README's benchmarks)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)$", re.M)
+
+
+def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "bench/serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
+         "--concurrency", "2", "--data", str(tmp_path / "data")],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {(m[0], int(m[1])): m for m in ROW.findall(run.stdout)}
+    routes = {"hello-world", "home", "next-track", "discover-weekly", "daily-mixes", "blend", "search"}
+    assert set(rows) == {(r, 2) for r in routes}, run.stdout
+    for (route, _), (_, _, rate, _, _, hello, ratio) in rows.items():
+        rate, hello = float(rate.replace(",", "")), float(hello.replace(",", ""))
+        assert rate > 0 and hello > 0
+        assert float(ratio) == pytest.approx(rate / hello, abs=0.002), route
+        if route == "hello-world":
+            assert float(ratio) == 1.0
