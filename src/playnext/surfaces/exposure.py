@@ -30,9 +30,9 @@ def exposure_id() -> str:
 _LOGGED = frozenset(ITEM_TYPES)
 
 
-def _logged_types(shown: list[Pick]) -> list[str]:
+def _logged_types(items: list[Pick]) -> list[str]:
     # Cards that are not catalog items (a Daily Mix card) are logged as playlists, the nearest event item type.
-    return [p.item_type if p.item_type in _LOGGED else "playlist" for p in shown]
+    return [p.item_type if p.item_type in _LOGGED else "playlist" for p in items]
 
 
 def impressions(

@@ -41,11 +41,10 @@ from playnext.ids import unique_id
 from playnext.models.registry import ModelVersion, RegistryError
 from playnext.online.session import current_session
 from playnext.online.store import StoreUnavailable
-from playnext.surfaces import daily_mix
 from playnext.surfaces.bandit import shelf_stats_from_lake
 from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
 from playnext.surfaces.common import SurfaceList, popular_order
-from playnext.surfaces.daily_mix import MAX_SIZE
+from playnext.surfaces.daily_mix import MAX_SIZE, popular_mix
 from playnext.surfaces.discover_weekly import LENGTH, discover_weekly
 from playnext.surfaces.exposure import home_impressions, impressions
 from playnext.surfaces.home import home, list_as_shelf, shelf_as_list, shelves
@@ -266,14 +265,14 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         return await _without_model(request, "daily-mix", [user], size)
     (version, treatment), day = await _treated(request, user), _today()
 
-    def popular_mix() -> list[SurfaceList]:
-        return [daily_mix.popular_mix(version, user, day, country=where)]
+    def popular() -> list[SurfaceList]:
+        return [popular_mix(version, user, day, country=where)]
 
     if _known(version, user):
-        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular_mix, treatment)
+        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular, treatment)
     else:
         mixes, source = [], "live"
-    mixes = mixes or popular_mix()
+    mixes = mixes or popular()
     shown = [msgspec.structs.replace(mix, items=mix.items[:size]) for mix in mixes]  # copies, as in Discover Weekly
     answers = await _all_shown(request, shown, [user], {"user_id": user}, source, treatment)
     return _json({"user_id": user, "model_version": version.id, "fallback": answers[0]["fallback"],
