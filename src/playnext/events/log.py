@@ -131,13 +131,22 @@ class LogStats:
 
 @dataclass
 class _Pending:
-    events: Sequence[Event]
+    ids: Sequence[str]
     future: Future[list[bool]]
+    events: Sequence[Event] = ()  # encoded by the writer, or
+    ndjson: bytes = b""  # encoded by the submitter, one line per id (``submit_encoded``)
 
 
 @dataclass
 class _Rotate:
     future: Future[int]
+
+
+@dataclass
+class _Fresh:
+    records: list[msgspec.Struct]
+    encoded: list[bytes]
+    count: int
 
 
 _STOP = object()
@@ -168,6 +177,8 @@ class EventLog:
         self._opened_at = 0.0
         self._closed = True
         self._fresh: list[msgspec.Struct] = []
+        self._fresh_encoded: list[bytes] = []  # NDJSON handed in encoded (``submit_fresh_encoded``)
+        self._fresh_count = 0  # records in both
         self._fresh_future: Future[None] = Future()
         self._fresh_lock = threading.Lock()
         self._fresh_round_at = 0.0
@@ -202,7 +213,7 @@ class EventLog:
             self._thread = None
         self._release()
         records, future = self._take_fresh()  # submitted after the writer's last round: say so, never hang
-        if records:
+        if records.count:
             future.set_exception(LogUnavailable("the event log closed before these records were written"))
 
     def _release(self) -> None:
@@ -227,12 +238,20 @@ class EventLog:
 
     def submit(self, events: Sequence[Event]) -> Future[list[bool]]:
         """Queue events; the future gives, per event, True if stored now or False if its id was seen before."""
-        future: Future[list[bool]] = Future()
+        return self._submit(_Pending([e.event_id for e in events], Future(), events=events))
+
+    def submit_encoded(self, ids: Sequence[str], ndjson: bytes) -> Future[list[bool]]:
+        """``submit`` for events validated and encoded elsewhere (a serving worker's, ``events.log_service``):
+        line ``i`` of ``ndjson`` (as ``encode_lines`` writes it) is event ``ids[i]``."""
+        _check_lines(ndjson, len(ids))
+        return self._submit(_Pending(ids, Future(), ndjson=ndjson))
+
+    def _submit(self, pending: _Pending) -> Future[list[bool]]:
         if (unavailable := self._unavailable()) is not None:
-            future.set_exception(unavailable)
+            pending.future.set_exception(unavailable)
         else:
-            self._queue.put(_Pending(events, future))
-        return future
+            self._queue.put(pending)
+        return pending.future
 
     def submit_fresh(self, records: Sequence[msgspec.Struct]) -> Future[None]:
         """Queue server-made records (events, or records that encode as events: ``surfaces.exposure``) whose ids
@@ -245,9 +264,24 @@ class EventLog:
             future: Future[None] = Future()
             future.set_exception(unavailable)
             return future
+        return self._add_fresh(records, None, len(records))
+
+    def submit_fresh_encoded(self, ndjson: bytes, count: int) -> Future[None]:
+        """``submit_fresh`` for ``count`` records already encoded as NDJSON (a serving worker's)."""
+        _check_lines(ndjson, count)
+        return self._add_fresh((), ndjson, count)
+
+    def _add_fresh(self, records: Sequence[msgspec.Struct], lines: bytes | None, count: int) -> Future[None]:
+        if (unavailable := self._unavailable()) is not None:
+            future: Future[None] = Future()
+            future.set_exception(unavailable)
+            return future
         with self._fresh_lock:
-            wake = not self._fresh
+            wake = not self._fresh_count
             self._fresh.extend(records)
+            if lines:
+                self._fresh_encoded.append(lines)
+            self._fresh_count += count
             future = self._fresh_future
         if wake:
             self._queue.put(_DRAIN)
@@ -266,7 +300,7 @@ class EventLog:
 
     def fresh_backlog(self) -> int:
         """Server-made records waiting for the writer's next round."""
-        return len(self._fresh)
+        return self._fresh_count
 
     def append(self, events: Sequence[Event]) -> list[bool]:
         return self.submit(events).result()
@@ -337,7 +371,7 @@ class EventLog:
                 self._do_rotate(item)
                 continue
             group = [item] if isinstance(item, _Pending) else []
-            n = sum(len(p.events) for p in group)
+            n = sum(len(p.ids) for p in group)
             stop_after = False
             while n < self.group_max_events:
                 try:
@@ -355,8 +389,8 @@ class EventLog:
                     break
                 if isinstance(nxt, _Pending):
                     group.append(nxt)
-                    n += len(nxt.events)
-            if group or self._fresh:
+                    n += len(nxt.ids)
+            if group or self._fresh_count:
                 self._write_group(group)
             if stop_after:
                 return
@@ -372,17 +406,18 @@ class EventLog:
                 pass
         return _DRAIN
 
-    def _take_fresh(self) -> tuple[list[msgspec.Struct], Future[None]]:
+    def _take_fresh(self) -> tuple[_Fresh, Future[None]]:
         self._fresh_round_at = time.monotonic()
         with self._fresh_lock:
-            records, future = self._fresh, self._fresh_future
-            self._fresh, self._fresh_future = [], Future()
+            records = _Fresh(self._fresh, self._fresh_encoded, self._fresh_count)
+            future = self._fresh_future
+            self._fresh, self._fresh_encoded, self._fresh_count, self._fresh_future = [], [], 0, Future()
         return records, future
 
     def _write_group(self, group: list[_Pending]) -> None:
         """The group's new events and the fresh buffer, as one frame and one fsync."""
-        fresh_records, fresh_future = self._take_fresh()
-        if not group and not fresh_records:
+        fresh, fresh_future = self._take_fresh()
+        if not group and not fresh.count:
             fresh_future.set_result(None)
             return
         if self._failed is not None:
@@ -393,8 +428,8 @@ class EventLog:
             return
         try:
             verdicts, new, new_digests = self._dedup(group)
-            if new or fresh_records:
-                payload = encode_lines(new) + encode_lines(fresh_records)
+            if new or fresh.count:
+                payload = b"".join([*new, encode_lines(fresh.records), *fresh.encoded])
                 self._write_frame(framing.frame(payload))
                 assert self._seen is not None
                 self._seen.add(new_digests)
@@ -409,33 +444,41 @@ class EventLog:
             fresh_future.set_exception(LogUnavailable(str(exc)))
             return
         self.stats.groups += 1
-        self.stats.events_stored += len(new) + len(fresh_records)
+        self.stats.events_stored += len(new_digests) + fresh.count
         for p, v in zip(group, verdicts, strict=True):
             self.stats.events_duplicate += v.count(False)
             p.future.set_result(v)
         fresh_future.set_result(None)
 
-    def _dedup(self, group: list[_Pending]) -> tuple[list[list[bool]], list[Event], list[bytes]]:
+    def _dedup(self, group: list[_Pending]) -> tuple[list[list[bool]], list[bytes], list[bytes]]:
+        """Per batch, which events are new; the new ones encoded (one chunk per batch); their digests."""
         assert self._seen is not None
-        digests = [digest(e.event_id) for p in group for e in p.events]
+        digests = [digest(i) for p in group for i in p.ids]
         known = self._seen.present(digests).tolist()
         verdicts: list[list[bool]] = []
-        new: list[Event] = []
+        new: list[bytes] = []
         new_digests: list[bytes] = []
         taken: set[bytes] = set()  # a second copy later in the same group is a duplicate too
         at = 0
         for p in group:
             v = []
-            for event in p.events:
+            for _ in p.ids:
                 d = digests[at]
                 is_new = not known[at] and d not in taken
                 if is_new:
                     taken.add(d)
-                    new.append(event)
                     new_digests.append(d)
                 v.append(is_new)
                 at += 1
             verdicts.append(v)
+            if any(v):
+                if p.ndjson and all(v):
+                    new.append(p.ndjson)
+                elif p.ndjson:  # its last piece is the empty one after the final newline
+                    lines = p.ndjson.split(b"\n")[:-1]
+                    new.append(b"".join(line + b"\n" for line, keep in zip(lines, v, strict=True) if keep))
+                else:
+                    new.append(encode_lines([e for e, keep in zip(p.events, v, strict=True) if keep]))
         return verdicts, new, new_digests
 
     def _write_frame(self, data: bytes) -> None:
@@ -490,6 +533,13 @@ class EventLog:
         except BaseException as exc:
             self._failed = exc
             item.future.set_exception(LogUnavailable(str(exc)))
+
+
+def _check_lines(ndjson: bytes, count: int) -> None:
+    """Lines encoded elsewhere must frame as ``count`` lines, or one bad line would merge into its neighbour and
+    compaction would stop at the segment."""
+    if count < 0 or ndjson.count(b"\n") != count or (count and not ndjson.endswith(b"\n")):
+        raise ValueError(f"expected {count} NDJSON lines, each ending in a newline")
 
 
 def sealed_segments(directory: Path) -> list[tuple[int, Path]]:
