@@ -1,18 +1,18 @@
 """Requests/s and latency of every surface, beside a bare hello-world route on the same server, in one run.
 
     python bench/serving.py [--users 100000] [--tracks 100000] [--days 7] [--seconds 5] [--concurrency 1 8 32]
-                            [--data DIR]
+                            [--data DIR] [--workers N]
 
-A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS,
-co-occurrence, SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window
-per listener, to keep the training short: serving costs the same) and promoted, and
-``playnext batch all`` precomputes Discover Weekly, Daily Mix and Home's shelves for every listener; then
-``uvicorn bench.serving_app:app`` (playnext's app plus ``GET /hello``, with ``playnext serve``'s options:
-``api.app.SERVER``) serves it in one process, and lean keep-alive clients in this process load each route for
-``--seconds`` at each concurrency, with random known listeners. Each cell is compared with the hello-world
-measured just before and just after it (their mean). Every surface request also writes its exposures
-to the durable log, as in production. ``--data`` keeps the world in DIR and reuses it on the next run (the
-simulation and training take long at full size).
+A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS, co-occurrence,
+SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to
+keep the training short: serving costs the same) and promoted, and ``playnext batch all`` precomputes Discover
+Weekly, Daily Mix and Home's shelves for every listener; then ``uvicorn bench.serving_app:app`` (playnext's app plus
+``GET /hello``, with ``playnext serve``'s options: ``api.app.SERVER``) serves it in one process (``--workers N``:
+``python -m bench.serving_app``, as ``playnext serve --workers N`` would, the hello-world in every worker), and lean
+keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with random known
+listeners. Each cell is compared with the hello-world measured just before and just after it (their mean). Every
+surface request also writes its exposures to the durable log, as in production. ``--data`` keeps the world in DIR
+and reuses it on the next run (the simulation and training take long at full size).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +66,32 @@ async def load(port: int, paths: list[str], key: str, concurrency: int, seconds:
     return len(latencies) / (time.perf_counter() - start), latencies
 
 
+def wait_until_serving(server: subprocess.Popen[str], port: int, workers: int) -> None:
+    """Until every worker has loaded the model (each logs it once), not only the first to answer: a worker that is
+    still loading takes no connections, and the first cells would measure fewer workers. The server's log is
+    passed on to this process's stderr."""
+    loaded = threading.Semaphore(0)
+
+    def relay() -> None:
+        assert server.stderr is not None
+        for line in server.stderr:
+            sys.stderr.write(line)
+            if "now serving model version" in line:
+                loaded.release()
+
+    threading.Thread(target=relay, daemon=True).start()
+    for _ in range(workers if workers > 1 else 0):  # one process: it answers once it has loaded
+        if not loaded.acquire(timeout=900):
+            raise RuntimeError(f"the server did not load a model within 15 minutes (exit code {server.poll()})")
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not answer /healthz")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
@@ -75,6 +102,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="keep (and reuse) the world here")
     parser.add_argument("--no-batch", action="store_true", help="reuse the lists a previous run precomputed")
     parser.add_argument("--routes", nargs="+", help="only these routes (hello-world is always measured)")
+    parser.add_argument("--workers", type=int, default=1, help="serving processes (playnext serve --workers)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
@@ -84,18 +112,15 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.serving_app:app", "--port", str(port), "--log-level", "warning",
-             "--no-access-log", "--loop", SERVER["loop"], "--http", SERVER["http"]],
-            cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+        command = (
+            ["-m", "uvicorn", "bench.serving_app:app", "--port", str(port), "--log-level", "warning",
+             "--no-access-log", "--loop", SERVER["loop"], "--http", SERVER["http"]]
+            if args.workers == 1 else ["-m", "bench.serving_app", "--workers", str(args.workers), "--port", str(port)]
         )  # fmt: skip
+        server = subprocess.Popen([sys.executable, *command], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_until_serving(server, port, args.workers)
             rng = np.random.default_rng(0)
             users = [f"u{u}" for u in rng.integers(0, args.users, 200)]
             tracks = [f"t{t}" for t in rng.integers(0, args.tracks, 200)]

@@ -78,6 +78,10 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: settings.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Serving processes, about one per core (default: settings.workers, 1)."),
+    ] = None,
 ) -> None:
     """Start the HTTP service (events collector, health, OpenAPI at /openapi.json)."""
     import uvicorn
@@ -87,9 +91,15 @@ def serve(
     from playnext.events.log import LogLocked
 
     settings = settings_of(ctx)
-    settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    given = {"host": host, "port": port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
     configure_json_logs()
     try:
+        if settings.workers > 1:
+            from playnext.api.workers import serve_workers
+
+            serve_workers(settings)
+            return
         application = create_app(settings)
         uvicorn.run(
             application,

@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     # Blend and search requests under way or waiting for the surface threads (each takes tens of ms) before more are
     # answered 503: past it, a queue only adds latency to answers the clients have likely given up on.
     surface_backlog: int = Field(default=32, ge=1)
+    # Serving processes of `playnext serve` (`--workers`): Python answers one request at a time per process, so
+    # more cores need more of them. Above 1, the supervising process owns the event log (`api.workers`).
+    workers: int = Field(default=1, ge=1, le=64)
     # A new log segment is started past this size; only sealed segments are compacted into the lake.
     segment_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     # A non-empty active segment older than this is sealed, so compaction sees recent events on a quiet server.

@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,7 +31,8 @@ from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddlew
 from playnext.api.routes import dashboard, events, health, models, surfaces, users
 from playnext.config import Settings
 from playnext.events.compaction import compact
-from playnext.events.log import EventLog, event_log_for
+from playnext.events.log import event_log_for
+from playnext.events.log_service import AnyLog
 from playnext.events.schema import Event
 from playnext.events.validation import Clock, IngestReport
 from playnext.experiments.ramp import LiveTreatments
@@ -54,13 +55,15 @@ SERVER = {"loop": "uvloop", "http": "httptools"}
 SURFACE_THREADS = 2  # Blend's and search's: their C and NumPy parts let go of the GIL, and two overlap
 
 
-def create_app(settings: Settings, event_log: EventLog | None = None) -> FastAPI:
-    """Build the app; it opens (and later closes) the event log and the online store, unless a log is handed in."""
+def create_app(settings: Settings, event_log: AnyLog | None = None, *,
+               open_log: Callable[[], AnyLog] | None = None) -> FastAPI:  # fmt: skip
+    """Build the app; it opens (and later closes) the event log and the online store, unless a log is handed in.
+    ``open_log`` opens another log than ``settings``'s own (a serving worker's ``RemoteLog``) at start."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = event_log is None
-        app.state.event_log = event_log or event_log_for(settings).open()
+        app.state.event_log = event_log or (open_log or (lambda: event_log_for(settings).open()))()
         compactor = asyncio.create_task(compact_periodically(settings)) if settings.compact_interval_s > 0 else None
         await asyncio.to_thread(app.state.model.refresh)
         _one_thread_per_request()
@@ -166,17 +169,22 @@ async def compact_periodically(settings: Settings) -> None:
     a failure is logged and retried at the next tick, never taken down with the server."""
     while True:
         await asyncio.sleep(settings.compact_interval_s)
-        try:
-            await asyncio.to_thread(
-                compact,
-                settings.log_dir,
-                settings.lake_dir,
-                segment_max_bytes=settings.segment_max_bytes,
-                commit_bytes=settings.compact_commit_bytes,
-                tombstones=Tombstones(settings.tombstones_file),
-            )
-        except Exception:
-            log.exception("background compaction failed; retrying in %s s", settings.compact_interval_s)
+        await asyncio.to_thread(compact_once, settings)
+
+
+def compact_once(settings: Settings) -> None:
+    """One background compaction (the server's, or with several workers their supervisor's); a failure is
+    logged and left to the next tick."""
+    try:
+        compact(
+            settings.log_dir,
+            settings.lake_dir,
+            segment_max_bytes=settings.segment_max_bytes,
+            commit_bytes=settings.compact_commit_bytes,
+            tombstones=Tombstones(settings.tombstones_file),
+        )
+    except Exception:
+        log.exception("background compaction failed; retrying in %s s", settings.compact_interval_s)
 
 
 async def reload_periodically(model: ServedModel, interval_s: float) -> None:

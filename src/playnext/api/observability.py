@@ -1,9 +1,14 @@
 """Prometheus metrics, request ids and structured JSON logs for the HTTP service.
 
-One registry per app (tests build many apps in one process). The middleware is plain ASGI, a few microseconds per
-request: it names each request (``X-Request-Id``, taken from the client when it sends a sane one), times it under
-its route template (``/v1/users/{user_id}/home``, never the raw path, which would make a series per listener), and
-puts the id in a context variable that log records and surface answers carry.
+One registry per app (tests build many apps in one process). With several serving workers (``playnext serve
+--workers N``, which sets ``PROMETHEUS_MULTIPROC_DIR``) every worker writes its counts to files there, and a
+scrape, whichever worker answers it, adds up all of theirs (prometheus_client's multiprocess mode); what the state
+collector reports (the log's writer, the served model) is the same from any worker.
+
+The middleware is plain ASGI, a few microseconds per request: it names each request (``X-Request-Id``, taken from
+the client when it sends a sane one), times it under its route template (``/v1/users/{user_id}/home``, never the
+raw path, which would make a series per listener), and puts the id in a context variable that log records and
+surface answers carry.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +49,11 @@ class Metrics:
         self._answer_children: dict[tuple[str, str], Any] = {}
         self.impressions_lost = Counter("playnext_impressions_lost", "Impressions answered but not logged",
                                         registry=r)  # fmt: skip
+        # What a scrape reads: this registry, or with several workers every worker's files.
+        self.exposed = self.registry
+        if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed, path=directory)
 
     def answer(self, surface: str, source: str) -> None:
         """Count one surface answer; the labelled child is looked up once per pair, not per request."""
@@ -52,10 +64,17 @@ class Metrics:
 
     def watch(self, state: Any) -> None:
         """Expose what the app's parts count themselves (the log's writer, the served model) at scrape time."""
-        self.registry.register(_StateCollector(state))
+        collector = _StateCollector(state)
+        self.registry.register(collector)
+        if self.exposed is not self.registry:
+            self.exposed.register(collector)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)
+
+    def family(self, name: str) -> list[Metric]:
+        """One metric as a scrape sees it: every worker's counts added up."""
+        return [m for m in self.exposed.collect() if m.name == name]
 
 
 class _StateCollector:

@@ -417,3 +417,6 @@ def _then(future: Future, transform: Callable[[Done], object]) -> Future:  # typ
 
     future.add_done_callback(relay)
     return out
+
+
+AnyLog = EventLog | RemoteLog  # what the app writes to: its own log, or its supervisor's

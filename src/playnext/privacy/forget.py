@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 from playnext.config import Settings
 from playnext.events.compaction import compact
 from playnext.events.lake_events import events_table
-from playnext.events.log import EventLog, LogLocked, event_log_for
+from playnext.events.log import LogLocked, event_log_for
+from playnext.events.log_service import AnyLog
 from playnext.lake.table import LakeTable
 from playnext.models.registry import Registry
 from playnext.online.store import OnlineStore
@@ -51,7 +52,7 @@ class ForgetReport:
 
 
 def forget_user(
-    settings: Settings, user_id: str, store: OnlineStore, *, event_log: EventLog | None = None
+    settings: Settings, user_id: str, store: OnlineStore, *, event_log: AnyLog | None = None
 ) -> ForgetReport:
     at = Tombstones(settings.tombstones_file).add(user_id)
     report = ForgetReport(user_id, dt.datetime.fromtimestamp(at, dt.UTC).isoformat())

@@ -25,7 +25,7 @@ class IngestSampler:
         self.samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=SAMPLES)
 
     def _accepted(self) -> float:
-        return sum(s.value for m in self.metrics.ingested.collect() for s in m.samples
+        return sum(s.value for m in self.metrics.family("playnext_ingest_events") for s in m.samples
                    if s.name.endswith("_total") and s.labels.get("outcome") == "accepted")  # fmt: skip
 
     def sample(self) -> None:
@@ -63,7 +63,7 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 def latency(metrics: Metrics) -> list[dict[str, Any]]:
     buckets: dict[str, dict[float, float]] = collections.defaultdict(dict)
-    for family in metrics.latency.collect():
+    for family in metrics.family("playnext_http_request_duration_seconds"):
         for s in family.samples:
             if s.name.endswith("_bucket") and s.labels["route"].startswith(("/v1/users", "/v1/blend", "/v1/search")):
                 route, bound = s.labels["route"], float(s.labels["le"])

@@ -17,7 +17,8 @@ from starlette.responses import Response
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
 from playnext.api.observability import NamedRoute
-from playnext.events.log import EventLog, LogUnavailable
+from playnext.events.log import LogUnavailable
+from playnext.events.log_service import AnyLog
 from playnext.events.validation import BadBody, IngestReport, decode_whole, split_body, validate
 from playnext.online.session import plays_of
 from playnext.privacy.tombstones import refuse_forgotten
@@ -71,7 +72,7 @@ async def ingest_events(request: Request) -> Response:
     rejections = sorted(rejections + refused, key=lambda r: r.index)
     report = IngestReport()
     if events:
-        event_log: EventLog = request.app.state.event_log
+        event_log: AnyLog = request.app.state.event_log
         try:
             stored = await asyncio.wrap_future(event_log.submit(events))
         except LogUnavailable as exc:
