@@ -6,13 +6,13 @@
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS, co-occurrence,
 SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to
 keep the training short: serving costs the same) and promoted, and ``playnext batch all`` precomputes Discover
-Weekly, Daily Mix and Home's shelves for every listener; then ``uvicorn bench.serving_app:app`` (playnext's app plus
-``GET /hello``, with ``playnext serve``'s options: ``api.app.SERVER``) serves it in one process (``--workers N``:
-``python -m bench.serving_app``, as ``playnext serve --workers N`` would, the hello-world in every worker), and lean
-keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with random known
-listeners. Each cell is compared with the hello-world measured just before and just after it (their mean). Every
-surface request also writes its exposures to the durable log, as in production. ``--data`` keeps the world in DIR
-and reuses it on the next run (the simulation and training take long at full size).
+Weekly, Daily Mix and Home's shelves for every listener; then ``uvicorn bench.serving_app:one_process_app``
+(playnext's app plus ``GET /hello``, with ``playnext serve``'s options: ``api.app.SERVER``) serves it in one process
+(``--workers N``: ``python -m bench.serving_app``, as ``playnext serve --workers N`` would, the hello-world in every
+worker), and lean keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with
+random known listeners. Each cell is compared with the hello-world measured just before and just after it (their
+mean). Every surface request also writes its exposures to the durable log, as in production. ``--data`` keeps the
+world in DIR and reuses it on the next run (the simulation and training take long at full size).
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         command = (
-            ["-m", "uvicorn", "bench.serving_app:app", "--port", str(port), "--log-level", "warning",
-             "--no-access-log", "--loop", SERVER["loop"], "--http", SERVER["http"]]
+            ["-m", "uvicorn", "bench.serving_app:one_process_app", "--factory", "--port", str(port), "--log-level",
+             "warning", "--no-access-log", "--loop", SERVER["loop"], "--http", SERVER["http"]]
             if args.workers == 1 else ["-m", "bench.serving_app", "--workers", str(args.workers), "--port", str(port)]
         )  # fmt: skip
         server = subprocess.Popen([sys.executable, *command], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},

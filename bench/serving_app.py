@@ -31,6 +31,10 @@ def worker_app() -> FastAPI:
     return with_hello(playnext_worker())
 
 
+def one_process_app() -> FastAPI:
+    return with_hello(create_app(load_settings()))
+
+
 if __name__ == "__main__":
     from playnext.api.workers import serve_workers
 
@@ -39,5 +43,3 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     serve_workers(load_settings(workers=args.workers, port=args.port), app="bench.serving_app:worker_app")
-else:
-    app = with_hello(create_app(load_settings()))

@@ -39,13 +39,13 @@ def free_port() -> int:
 
 
 class Server:
-    """``playnext serve`` in a subprocess, ready when /healthz answers."""
+    """``playnext serve [args]`` in a subprocess, ready when /healthz answers."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "playnext.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "playnext.cli", "serve", "--port", str(self.port), *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -98,7 +98,10 @@ def serve(
         if settings.workers > 1:
             from playnext.api.workers import serve_workers
 
-            serve_workers(settings)
+            try:
+                serve_workers(settings)
+            except OSError as exc:  # the port, before any worker starts
+                fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
             return
         application = create_app(settings)
         uvicorn.run(

@@ -1,8 +1,11 @@
 """``playnext serve --workers N``: N serving processes on one port, the event log's writer in their supervisor.
 
 Python answers one request at a time per process, so one server process uses one core, however many the machine
-has. uvicorn's supervisor starts the workers on one shared socket and restarts any that dies; this module adds what
-they must share:
+has. This module's supervisor starts N uvicorn workers and restarts any that dies. Each worker listens on a socket
+of its own on the same port (``SO_REUSEPORT``), so the kernel spreads connections over them evenly; with one
+shared socket (``uvicorn --workers``) whichever worker woke first took them: 8 connections opened at once were
+split 8:0, 7:1 or 3:5, and a keep-alive connection stays where it landed. A worker starts listening once it has
+loaded the model, so none is sent connections it cannot answer yet. What the workers must share:
 - the event log, which admits one writer (dedup, group commit), is opened here and served to the workers over a
   private socket (``events.log_service``): a retried event is stored once whichever worker takes it;
 - background compaction runs here, once, not in every worker;
@@ -17,11 +20,15 @@ token buckets (with N workers a key gets up to N times its rate), the Blend and 
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -32,6 +39,8 @@ from playnext.config import Settings
 from playnext.events.log import event_log_for
 from playnext.events.log_service import LogService, RemoteLog
 
+log = logging.getLogger(__name__)
+
 APP = "playnext.api.workers:worker_app"
 SETTINGS_ENV = "PLAYNEXT_WORKER_SETTINGS"  # the supervisor's settings, as JSON: every worker serves the same
 SOCKET_ENV = "PLAYNEXT_WORKER_LOG_SOCKET"
@@ -39,11 +48,10 @@ METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve_workers(settings: Settings, app: str = APP) -> None:
-    """Serve ``settings.workers`` processes until a signal stops them. ``app``: the factory each worker calls (the
+    """Serve ``settings.workers`` processes until SIGTERM or SIGINT. ``app``: the factory each worker calls (the
     serving bench adds its hello-world route to ``worker_app``'s). Raises ``LogLocked`` when another process holds
-    the log."""
-    import uvicorn
-
+    the log, ``OSError`` when the port is taken."""
+    _check_port(settings.host, settings.port)
     event_log = event_log_for(settings).open()
     private = Path(tempfile.mkdtemp(prefix="playnext-serve-"))  # mode 0700: the socket, the metrics files
     service: LogService | None = None
@@ -59,18 +67,7 @@ def serve_workers(settings: Settings, app: str = APP) -> None:
             SOCKET_ENV: str(service.path),
             METRICS_ENV: str(private / "metrics"),
         })  # fmt: skip
-        uvicorn.run(
-            app,
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            log_config=None,  # the JSON lines each worker configures
-            access_log=False,
-            **SERVER,  # type: ignore[arg-type]
-            timeout_graceful_shutdown=10,
-        )
+        _supervise(settings, app)
     finally:
         stop.set()
         if compactor.is_alive():
@@ -81,6 +78,66 @@ def serve_workers(settings: Settings, app: str = APP) -> None:
         for name in (SETTINGS_ENV, SOCKET_ENV, METRICS_ENV):
             os.environ.pop(name, None)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail now, with the reason, if something else holds the port: every worker would fail to bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+RESTART_DELAY_S = 1.0
+GRACE_S = 15.0  # uvicorn's graceful shutdown (10 s), then the app's lifespan
+
+
+def _supervise(settings: Settings, app: str) -> None:
+    """Start the workers, restart any that dies, and stop them all on SIGTERM or SIGINT."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks copied mid-use
+    stop = threading.Event()
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker, args=(app, settings.host, settings.port), daemon=False)
+        process.start()
+        return process
+
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    workers = [start() for _ in range(settings.workers)]
+    try:
+        while not stop.wait(0.5):
+            for i, process in enumerate(workers):
+                if not process.is_alive() and not stop.is_set():
+                    log.error("serving worker %s exited with %s; starting another", process.pid, process.exitcode)
+                    time.sleep(RESTART_DELAY_S)  # a worker that cannot start must not spin the machine
+                    workers[i] = start()
+    finally:
+        for process in workers:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        deadline = time.monotonic() + GRACE_S
+        for process in workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error("serving worker %s did not stop within %s s; killing it", process.pid, GRACE_S)
+                process.kill()
+                process.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _worker(app: str, host: str, port: int) -> None:
+    """One serving process: its own listening socket on the shared port."""
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, factory=True, log_level="warning", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=10, **SERVER)  # type: ignore[arg-type]  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _compact_every(settings: Settings, stop: threading.Event) -> None:

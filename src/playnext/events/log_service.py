@@ -197,7 +197,7 @@ class LogService:
                     elif isinstance(message, Rotate):  # waits for the writer's round: not on this thread
                         threading.Thread(target=self._rotate, args=(message.seq, answer), daemon=True).start()
                     else:
-                        answer(Done(message.seq, value=self.event_log.backlog(), stats=self.event_log.stats))
+                        answer(Done(message.seq, stats=self.event_log.stats))
                 except ValueError as exc:  # lines that do not frame: refused, the log untouched
                     answer(Failed(message.seq, str(exc)))
         except (OSError, ValueError, msgspec.DecodeError) as exc:
