@@ -47,7 +47,7 @@ def test_two_workers_share_one_dedup(served: tuple[EventLog, LogService, Path]) 
     assert log.stats.events_stored == 4 and log.stats.events_duplicate == 3
 
 
-def test_exposures_of_one_loop_turn_travel_as_one_message(served: tuple[EventLog, LogService, Path]) -> None:
+def test_exposures_gathered_on_the_loop_travel_as_one_message(served: tuple[EventLog, LogService, Path]) -> None:
     log, _, path = served
     remote = RemoteLog(path).open()
 
