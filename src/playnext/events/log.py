@@ -260,18 +260,14 @@ class EventLog:
         answer they would be nearly all of it, its memory and the sort of every sealed segment's ids. They join a
         buffer the writer takes whole on its next round; the future, shared by everything in that round, resolves
         once they are on disk."""
-        if (unavailable := self._unavailable()) is not None:
-            future: Future[None] = Future()
-            future.set_exception(unavailable)
-            return future
-        return self._add_fresh(records, None, len(records))
+        return self._add_fresh(records, b"", len(records))
 
     def submit_fresh_encoded(self, ndjson: bytes, count: int) -> Future[None]:
         """``submit_fresh`` for ``count`` records already encoded as NDJSON (a serving worker's)."""
         _check_lines(ndjson, count)
         return self._add_fresh((), ndjson, count)
 
-    def _add_fresh(self, records: Sequence[msgspec.Struct], lines: bytes | None, count: int) -> Future[None]:
+    def _add_fresh(self, records: Sequence[msgspec.Struct], ndjson: bytes, count: int) -> Future[None]:
         if (unavailable := self._unavailable()) is not None:
             future: Future[None] = Future()
             future.set_exception(unavailable)
@@ -279,8 +275,8 @@ class EventLog:
         with self._fresh_lock:
             wake = not self._fresh_count
             self._fresh.extend(records)
-            if lines:
-                self._fresh_encoded.append(lines)
+            if ndjson:
+                self._fresh_encoded.append(ndjson)
             self._fresh_count += count
             future = self._fresh_future
         if wake:
