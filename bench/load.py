@@ -1,13 +1,14 @@
 """A mixed load on a real server: ingest and every surface at once, with the server's memory watched.
 
-    python bench/load.py [--seconds 60] [--connections 8] [--users 2000] [--tracks 5000] [--data DIR]
+    python bench/load.py [--seconds 60] [--connections 8] [--users 2000] [--tracks 5000] [--data DIR] [--workers N]
 
 A world is simulated and a model trained and precomputed (reused with ``--data``), ``playnext serve`` is started,
 and ``--connections`` keep-alive clients send, in random turns, event batches (20 plays, skips and saves from
 random listeners) and GETs of Home, Discover Weekly, Daily Mix, next track, Blend and search. Every answer must be
 a 200 (a 429, 4xx or 5xx is counted as an error); the server's resident memory is sampled every second. Prints
 requests, p50/p99 latency and errors per route, the request rate, and the server's RSS at start, at its peak and
-at the end. Under a mix, a route's p99 shows what waits behind the slow routes (Blend and search take tens of ms).
+at the end (with ``--workers N``, of the supervisor and its workers together). Under a mix, a route's p99 shows
+what waits behind the slow routes (Blend and search take tens of ms).
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ from tests.e2e import Server, playnext
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Of ``pid`` and its children (a supervisor's workers)."""
+    total = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:  # exited between two looks
+        return total
+    return total + sum(rss_mb(int(c)) for c in children)
 
 
 def _events(rng: random.Random, users: int, tracks: int, n: int) -> bytes:
@@ -98,12 +105,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--tracks", type=int, default=5000)
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--workers", type=int, default=1, help="serving processes (playnext serve --workers)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
         env = world(data, args.users, args.tracks, 7, batch=not (data / "models" / "CURRENT").exists())
         key = playnext("keys", "create", "--scope", "admin", "--rate", "0", "--quiet", env=env).stdout.strip()
-        server = Server(env)
+        server = Server(env, "--workers", str(args.workers), timeout=900)
         try:
             samples: list[float] = [rss_mb(server.proc.pid)]
             stop = threading.Event()

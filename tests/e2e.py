@@ -38,10 +38,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
-    """``playnext serve [args]`` in a subprocess, ready when /healthz answers."""
+def listening_sockets(port: int) -> int:
+    """Sockets listening on ``port`` on this machine: one per started worker of ``playnext serve --workers``."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+
+class Server:
+    """``playnext serve [args]`` in a subprocess, ready when /healthz answers (with ``--workers N``, when all N
+    listen: each starts listening once it has loaded the model)."""
+
+    def __init__(self, env: dict[str, str], *args: str, timeout: float = 30) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
@@ -50,17 +61,22 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 30
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited {self.proc.returncode}: {self.proc.stderr.read().decode()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                if (
+                    httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200
+                    and listening_sockets(self.port) >= workers
+                ):
                     return
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         self.kill()
-        raise AssertionError("server did not become ready in 30 s")
+        raise AssertionError(f"server did not become ready in {timeout:.0f} s")
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
