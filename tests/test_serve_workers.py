@@ -135,3 +135,18 @@ def test_a_second_supervisor_is_refused_with_the_reason(tmp_path: Path) -> None:
         assert httpx.get(f"{first.url}/healthz", timeout=10).status_code == 200
     finally:
         first.stop()
+
+
+def test_workers_that_cannot_start_stop_the_server_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playnext.api import workers
+    from playnext.events.log import EventLog
+
+    monkeypatch.setattr(workers, "EARLY_DEATHS", 2)
+    monkeypatch.setattr(workers, "RESTART_DELAY_S", 0.1)
+    settings = Settings(data_dir=tmp_path / "data", workers=2, port=free_port())
+    with pytest.raises(workers.WorkersFailing, match="died 2 times in a row"):
+        workers.serve_workers(settings, app="no_such_module:app")
+    with EventLog(settings.log_dir):  # the log was closed and its lock released
+        pass

@@ -96,12 +96,14 @@ def serve(
     configure_json_logs()
     try:
         if settings.workers > 1:
-            from playnext.api.workers import serve_workers
+            from playnext.api.workers import WorkersFailing, serve_workers
 
             try:
                 serve_workers(settings)
             except OSError as exc:  # the port, before any worker starts
                 fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+            except WorkersFailing as exc:
+                fail(str(exc))
             return
         application = create_app(settings)
         uvicorn.run(

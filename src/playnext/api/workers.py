@@ -1,11 +1,12 @@
 """``playnext serve --workers N``: N serving processes on one port, the event log's writer in their supervisor.
 
-Python answers one request at a time per process, so one server process uses one core, however many the machine
-has. This module's supervisor starts N uvicorn workers and restarts any that dies. Each worker listens on a socket
-of its own on the same port (``SO_REUSEPORT``), so the kernel spreads connections over them evenly; with one
-shared socket (``uvicorn --workers``) whichever worker woke first took them: 8 connections opened at once were
-split 8:0, 7:1 or 3:5, and a keep-alive connection stays where it landed. A worker starts listening once it has
-loaded the model, so none is sent connections it cannot answer yet. What the workers must share:
+Python answers one request at a time per process, so one server process uses one core, however many the machine has.
+This module's supervisor starts N uvicorn workers and restarts any that dies. Each worker listens on a socket of its
+own on the same port (``SO_REUSEPORT``), so the kernel spreads new connections over them (by a hash of their
+addresses); with one shared socket (``uvicorn --workers``) whichever worker woke first took them: 8 connections
+opened at once were split 8:0, 7:1 or 3:5, and a keep-alive connection stays where it landed. A worker starts
+listening once it has loaded the model, so none is sent connections it cannot answer yet. What the workers must
+share:
 - the event log, which admits one writer (dedup, group commit), is opened here and served to the workers over a
   private socket (``events.log_service``): a retried event is stored once whichever worker takes it;
 - background compaction runs here, once, not in every worker;
@@ -15,7 +16,8 @@ loaded the model, so none is sent connections it cannot answer yet. What the wor
 Everything else the workers share already lives in files or the online store (keys, tombstones, the model
 registry, experiments, the lake, SQLite or Redis). What stays per worker, as it does per replica: the rate limiter's
 token buckets (with N workers a key gets up to N times its rate), the Blend and search backlog
-(``surface_backlog`` each) and the cache of computations in flight.
+(``surface_backlog`` each) and the cache of computations in flight. The surface threads are shared out
+(``api.app.SURFACE_THREADS``).
 """
 
 from __future__ import annotations
@@ -90,6 +92,13 @@ def _check_port(host: str, port: int) -> None:
 
 RESTART_DELAY_S = 1.0
 GRACE_S = 15.0  # uvicorn's graceful shutdown (10 s), then the app's lifespan
+# A worker that dies this soon after its start, this many times in a row, cannot start: the server stops and says
+# so rather than restart it forever.
+EARLY_DEATH_S, EARLY_DEATHS = 30.0, 5
+
+
+class WorkersFailing(RuntimeError):
+    """The workers keep dying as they start (their log says why)."""
 
 
 def _supervise(settings: Settings, app: str) -> None:
@@ -97,20 +106,32 @@ def _supervise(settings: Settings, app: str) -> None:
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks copied mid-use
     stop = threading.Event()
 
+    started: dict[int, float] = {}
+
     def start() -> multiprocessing.process.BaseProcess:
         process = context.Process(target=_worker, args=(app, settings.host, settings.port), daemon=False)
         process.start()
+        started[id(process)] = time.monotonic()
         return process
 
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     workers = [start() for _ in range(settings.workers)]
+    early_deaths = 0
     try:
         while not stop.wait(0.5):
             for i, process in enumerate(workers):
-                if not process.is_alive() and not stop.is_set():
-                    log.error("serving worker %s exited with %s; starting another", process.pid, process.exitcode)
-                    time.sleep(RESTART_DELAY_S)  # a worker that cannot start must not spin the machine
-                    workers[i] = start()
+                if process.is_alive() or stop.is_set():
+                    continue
+                early = time.monotonic() - started.pop(id(process)) < EARLY_DEATH_S
+                early_deaths = early_deaths + 1 if early else 0
+                if early_deaths >= EARLY_DEATHS:
+                    raise WorkersFailing(
+                        f"serving workers died {early_deaths} times in a row within {EARLY_DEATH_S:.0f} s of "
+                        f"starting (exit code {process.exitcode})"
+                    )
+                log.error("serving worker %s exited with %s; starting another", process.pid, process.exitcode)
+                time.sleep(RESTART_DELAY_S)  # a worker that cannot start must not spin the machine
+                workers[i] = start()
     finally:
         for process in workers:
             if process.is_alive():
