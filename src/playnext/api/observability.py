@@ -49,11 +49,14 @@ class Metrics:
         self._answer_children: dict[tuple[str, str], Any] = {}
         self.impressions_lost = Counter("playnext_impressions_lost", "Impressions answered but not logged",
                                         registry=r)  # fmt: skip
-        # What a scrape reads: this registry, or with several workers every worker's files.
-        self.exposed = self.registry
+        # The counts as a scrape sees them: this registry's, or with several workers every worker's files; then
+        # what a scrape reads: those and the state collector's.
+        self.counted: Any = self.registry
         if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            self.exposed = CollectorRegistry()
-            MultiProcessCollector(self.exposed, path=directory)
+            self.counted = CollectorRegistry()
+            MultiProcessCollector(self.counted, path=directory)
+        self.exposed = CollectorRegistry()
+        self.exposed.register(self.counted)
 
     def answer(self, surface: str, source: str) -> None:
         """Count one surface answer; the labelled child is looked up once per pair, not per request."""
@@ -64,17 +67,14 @@ class Metrics:
 
     def watch(self, state: Any) -> None:
         """Expose what the app's parts count themselves (the log's writer, the served model) at scrape time."""
-        collector = _StateCollector(state)
-        self.registry.register(collector)
-        if self.exposed is not self.registry:
-            self.exposed.register(collector)
+        self.exposed.register(_StateCollector(state))
 
     def render(self) -> bytes:
         return generate_latest(self.exposed)
 
     def family(self, name: str) -> list[Metric]:
-        """One metric as a scrape sees it: every worker's counts added up."""
-        return [m for m in self.exposed.collect() if m.name == name]
+        """One of the counts as a scrape sees it: every worker's added up."""
+        return [m for m in self.counted.collect() if m.name == name]
 
 
 class _StateCollector:
