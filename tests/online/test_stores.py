@@ -130,3 +130,26 @@ def test_a_redis_that_goes_away_fails_fast_and_comes_back_by_itself(redis_server
     store.put_lists("dw", [("a", b"2")])
     assert store.get_list("dw", "a") == b"2"
     store.close()
+
+
+def test_a_store_of_the_earlier_layout_is_converted_once_and_keeps_every_list(tmp_path: Path) -> None:
+    path = tmp_path / "online.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE lists (surface TEXT NOT NULL, user_id TEXT NOT NULL, value BLOB NOT NULL, "
+                "PRIMARY KEY (surface, user_id)) WITHOUT ROWID")  # fmt: skip
+    rows = [(s, f"u{i}", bytes([i % 256]) * (500 + i)) for s in ("discover-weekly", "home") for i in range(300)]
+    old.executemany("INSERT INTO lists VALUES (?, ?, ?)", rows)
+    old.close()
+    store = LocalStore(path)
+    assert all(store.get_list(s, u) == v for s, u, v in rows)
+    check = sqlite3.connect(path)
+    assert "WITHOUT ROWID" not in check.execute("SELECT sql FROM sqlite_master WHERE name = 'lists'").fetchone()[0]
+    assert check.execute("PRAGMA freelist_count").fetchone() == (0,)  # the old table's pages were given back
+    store.put_lists("home", [("u1", b"new")])  # still one row per listener and surface
+    assert store.get_list("home", "u1") == b"new"
+    assert check.execute("SELECT count(*) FROM lists").fetchone() == (600,)
+    again = LocalStore(path)  # converted already: nothing to do
+    assert again.get_list("discover-weekly", "u299") == rows[299][2]
+    store.close()
+    again.close()

@@ -10,6 +10,7 @@ Connections are per thread, as sqlite3 wants.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,17 +19,30 @@ from pathlib import Path
 
 from playnext.online.store import OnlineStore, Play, StoreUnavailable
 
+log = logging.getLogger(__name__)
+
+# ``lists`` is a rowid table with a unique index, not a WITHOUT ROWID table keyed by (surface, user_id): the
+# latter keeps rows in index pages, where a row over about a quarter of a page (1 KB) spills into overflow pages,
+# and every stored list is larger (Discover Weekly 1.6 KB, Daily Mix 5.8 KB, Home 8.5 KB). Measured on 30k
+# listeners' lists copied from the 100k world, a lookup went from 9.8 / 13.9 / 15.5 µs to 6.0 / 7.2 / 7.8 µs, and
+# the file from 627 to 528 MB. A store of the earlier form is converted when first opened (``_migrate``).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lists (
-    surface TEXT NOT NULL, user_id TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (surface, user_id)
-) WITHOUT ROWID;
+    surface TEXT NOT NULL, user_id TEXT NOT NULL, value BLOB NOT NULL, UNIQUE (surface, user_id)
+);
 CREATE TABLE IF NOT EXISTS plays (
     user_id TEXT NOT NULL, ts REAL NOT NULL, item_id TEXT NOT NULL, skipped INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS plays_by_user ON plays (user_id, ts);
 """
 MMAP_BYTES = 1 << 34
+MIGRATE_WAIT_S = 900  # converting the 100k world's store (2.1 GB) took 33 s, and giving back the space 11 s
 WRITE_CHUNK = 5_000  # rows per transaction in bulk writes: readers see progress, memory stays flat
+
+
+def _without_rowid(db: sqlite3.Connection) -> bool:
+    found = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'lists'").fetchone()
+    return found is not None and "WITHOUT ROWID" in found[0].upper()
 
 
 class LocalStore(OnlineStore):
@@ -42,6 +56,30 @@ class LocalStore(OnlineStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._errors():
             self._db().executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Convert a ``lists`` table of the earlier WITHOUT ROWID form, in one transaction (a process that opens
+        the store meanwhile waits for it, up to ``MIGRATE_WAIT_S``, then finds it done), then give the old table's
+        pages back to the file system: the copy had doubled the file."""
+        db = self._db()
+        if not _without_rowid(db):
+            return
+        log.warning("converting the online store's lists in %s to the current layout (once)", self.path)
+        db.execute(f"PRAGMA busy_timeout = {MIGRATE_WAIT_S * 1000}")
+        try:
+            converted = False
+            with self._writing(db):
+                if _without_rowid(db):  # another process may have converted it while this one waited
+                    db.execute(SCHEMA.split(";")[0].replace("IF NOT EXISTS lists", "lists_converted"))
+                    db.execute("INSERT INTO lists_converted SELECT surface, user_id, value FROM lists")
+                    db.execute("DROP TABLE lists")
+                    db.execute("ALTER TABLE lists_converted RENAME TO lists")
+                    converted = True
+            if converted:
+                db.execute("VACUUM")
+        finally:
+            db.execute("PRAGMA busy_timeout = 10000")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
