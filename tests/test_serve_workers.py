@@ -17,7 +17,7 @@ import pytest
 from playnext.config import Settings
 from playnext.lake.query import connect
 from tests.conftest import event
-from tests.e2e import Server, env_for, free_port, lake_event_ids, playnext
+from tests.e2e import Server, env_for, free_port, lake_event_ids, listening_sockets, playnext
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,9 @@ def test_two_workers_share_one_log_one_dedup_and_one_set_of_metrics(tmp_path: Pa
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") and _alive(w) for w in workers):
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers)
-    with socket.socket() as s:
+    assert listening_sockets(server.port) == 0
+    with socket.socket() as s:  # SO_REUSEADDR: a connection in TIME_WAIT is not a worker still listening
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", server.port))
 
 
