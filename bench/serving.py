@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import itertools
 
 from bench.common import request, world
-from tests.e2e import playnext
+from tests.e2e import listening_sockets, playnext
 
 from playnext.api.app import SERVER
 
@@ -66,30 +65,23 @@ async def load(port: int, paths: list[str], key: str, concurrency: int, seconds:
     return len(latencies) / (time.perf_counter() - start), latencies
 
 
-def wait_until_serving(server: subprocess.Popen[str], port: int, workers: int) -> None:
-    """Until every worker has loaded the model (each logs it once), not only the first to answer: a worker that is
-    still loading takes no connections, and the first cells would measure fewer workers. The server's log is
-    passed on to this process's stderr."""
-    loaded = threading.Semaphore(0)
-
-    def relay() -> None:
-        assert server.stderr is not None
-        for line in server.stderr:
-            sys.stderr.write(line)
-            if "now serving model version" in line:
-                loaded.release()
-
-    threading.Thread(target=relay, daemon=True).start()
-    for _ in range(workers if workers > 1 else 0):  # one process: it answers once it has loaded
-        if not loaded.acquire(timeout=900):
-            raise RuntimeError(f"the server did not load a model within 15 minutes (exit code {server.poll()})")
-    for _ in range(600):
+def wait_until_serving(server: subprocess.Popen[bytes], port: int, workers: int) -> None:
+    """Until every worker listens (each starts once it has loaded the model), not only the first to answer: the
+    first cells would otherwise measure fewer workers."""
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if (
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+                and listening_sockets(port) >= workers
+            ):
                 return
         except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("the server did not answer /healthz")
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server was not serving within 15 minutes")
 
 
 def main() -> None:
@@ -117,8 +109,7 @@ def main() -> None:
              "warning", "--no-access-log", "--loop", SERVER["loop"], "--http", SERVER["http"]]
             if args.workers == 1 else ["-m", "bench.serving_app", "--workers", str(args.workers), "--port", str(port)]
         )  # fmt: skip
-        server = subprocess.Popen([sys.executable, *command], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
-                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+        server = subprocess.Popen([sys.executable, *command], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
         try:
             wait_until_serving(server, port, args.workers)
             rng = np.random.default_rng(0)

@@ -84,8 +84,7 @@ def serve_workers(settings: Settings, app: str = APP) -> None:
 
 def _check_port(host: str, port: int) -> None:
     """Fail now, with the reason, if something else holds the port: every worker would fail to bind it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as probe:
+    with _socket_for(host) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
 
@@ -151,14 +150,17 @@ def _worker(app: str, host: str, port: int) -> None:
     """One serving process: its own listening socket on the shared port."""
     import uvicorn
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family)
+    sock = _socket_for(host)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     config = uvicorn.Config(app, factory=True, log_level="warning", log_config=None, access_log=False,
                             timeout_graceful_shutdown=10, **SERVER)  # type: ignore[arg-type]  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _socket_for(host: str) -> socket.socket:
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 
 
 def _compact_every(settings: Settings, stop: threading.Event) -> None:

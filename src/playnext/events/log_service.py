@@ -232,13 +232,12 @@ class RemoteLog:
         self._send_lock = threading.Lock()
         self._state = threading.Lock()  # the maps and counters below: the loop's thread and the reader's
         self._seq = 0
-        # seq → (future, exposures it carries, whether it is a Submit)
-        self._waiting: dict[int, tuple[Future, int, bool]] = {}  # type: ignore[type-arg]
+        # seq → (future, exposures it carries, the message's type): the type says what its answer resolves to
+        self._waiting: dict[int, tuple[Future, int, type]] = {}  # type: ignore[type-arg]
         self._fresh: list[bytes] = []
         self._fresh_count = 0
         self._fresh_future: Future[None] = Future()
         self._fresh_unacked = 0  # exposures gathered or sent, not yet on disk
-        self._submits = 0  # batches sent, not yet answered
         self._flush_scheduled = False
         self._failed: BaseException | None = None
         self._closed = True
@@ -294,14 +293,15 @@ class RemoteLog:
         return self._stats
 
     def backlog(self) -> int:
-        return self._submits
+        """Batches of events sent and not yet answered (read at a scrape, so counted then)."""
+        with self._state:
+            return sum(kind is Submit for _, _, kind in self._waiting.values())
 
     def fresh_backlog(self) -> int:
         return self._fresh_unacked
 
     def submit(self, events: Sequence[Event]) -> Future[list[bool]]:
-        future = self._request(Submit(0, [e.event_id for e in events], encode_lines(events)))
-        return _then(future, lambda done: done.verdicts)
+        return self._request(Submit(0, [e.event_id for e in events], encode_lines(events)))
 
     def submit_fresh(self, records: Sequence[msgspec.Struct]) -> Future[None]:
         if (unavailable := self._unavailable()) is not None:
@@ -354,15 +354,13 @@ class RemoteLog:
         with self._state:
             self._seq += 1
             message.seq = self._seq
-            self._waiting[message.seq] = (future, exposures, isinstance(message, Submit))
-            self._submits += isinstance(message, Submit)
+            self._waiting[message.seq] = (future, exposures, type(message))
         try:
             assert self._sock is not None
             _send(self._sock, self._send_lock, message)
         except OSError as exc:
             with self._state:
                 self._waiting.pop(message.seq, None)
-                self._submits -= isinstance(message, Submit)
             self._settle(future, exposures, LogUnavailable(f"writing to the event log writer failed: {exc}"))
         return future
 
@@ -384,14 +382,14 @@ class RemoteLog:
             while (body := _receive(self._sock)) is not None:
                 answer = _ANSWERS.decode(body)
                 with self._state:
-                    future, exposures, submit = self._waiting.pop(answer.seq, (None, 0, False))
-                    self._submits -= submit
+                    future, exposures, kind = self._waiting.pop(answer.seq, (None, 0, Stats))
                 if future is None:
                     continue  # answered after this client gave up on it
                 if isinstance(answer, Failed):
                     self._settle(future, exposures, LogUnavailable(answer.message))
-                else:  # exposures are answered with None, like the log's own
-                    self._settle(future, exposures, None, None if exposures else answer)
+                else:  # as the log's own futures resolve: verdicts for events, None for exposures
+                    result = answer.verdicts if kind is Submit else None if kind is Fresh else answer
+                    self._settle(future, exposures, None, result)
         except (OSError, ValueError, msgspec.DecodeError) as exc:
             if not self._closed:
                 self._failed = exc
@@ -405,23 +403,8 @@ class RemoteLog:
     def _fail_waiting(self, error: LogUnavailable) -> None:
         with self._state:
             waiting, self._waiting = self._waiting, {}
-            self._submits = 0
         for future, exposures, _ in waiting.values():
             self._settle(future, exposures, error)
-
-
-def _then(future: Future, transform: Callable[[Done], object]) -> Future:  # type: ignore[type-arg]
-    """A future of ``transform(answer)`` once ``future`` gives the writer's answer."""
-    out: Future = Future()  # type: ignore[type-arg]
-
-    def relay(done: Future) -> None:  # type: ignore[type-arg]
-        if done.exception() is not None:
-            out.set_exception(done.exception())  # type: ignore[arg-type]
-        else:
-            out.set_result(transform(done.result()))
-
-    future.add_done_callback(relay)
-    return out
 
 
 AnyLog = EventLog | RemoteLog  # what the app writes to: its own log, or its supervisor's

@@ -26,10 +26,9 @@ log = logging.getLogger(__name__)
 # and every stored list is larger (Discover Weekly 1.6 KB, Daily Mix 5.8 KB, Home 8.5 KB). Measured on 30k
 # listeners' lists copied from the 100k world, a lookup went from 9.8 / 13.9 / 15.5 µs to 6.0 / 7.2 / 7.8 µs, and
 # the file from 627 to 528 MB. A store of the earlier form is converted when first opened (``_migrate``).
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS lists (
-    surface TEXT NOT NULL, user_id TEXT NOT NULL, value BLOB NOT NULL, UNIQUE (surface, user_id)
-);
+_LISTS = "surface TEXT NOT NULL, user_id TEXT NOT NULL, value BLOB NOT NULL, UNIQUE (surface, user_id)"
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS lists ({_LISTS});
 CREATE TABLE IF NOT EXISTS plays (
     user_id TEXT NOT NULL, ts REAL NOT NULL, item_id TEXT NOT NULL, skipped INTEGER NOT NULL
 );
@@ -71,7 +70,7 @@ class LocalStore(OnlineStore):
             converted = False
             with self._writing(db):
                 if _without_rowid(db):  # another process may have converted it while this one waited
-                    db.execute(SCHEMA.split(";")[0].replace("IF NOT EXISTS lists", "lists_converted"))
+                    db.execute(f"CREATE TABLE lists_converted ({_LISTS})")
                     db.execute("INSERT INTO lists_converted SELECT surface, user_id, value FROM lists")
                     db.execute("DROP TABLE lists")
                     db.execute("ALTER TABLE lists_converted RENAME TO lists")
