@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from playnext.online.local import LocalStore
+from playnext.online import local as local_module
+from playnext.online.local import _FORGET_LISTS, LocalStore
 from playnext.online.redis_store import RedisStore
 from playnext.online.store import OnlineStore, Play, StoreUnavailable
 
@@ -71,6 +72,43 @@ def test_forget_removes_lists_and_plays_of_that_listener_only(store: OnlineStore
     store.forget("a")
     assert store.get_list("dw", "a") is None and store.recent_plays("a", 10) == []
     assert store.get_list("dw", "b") == b"2" and len(store.recent_plays("b", 10)) == 1
+
+
+def test_forget_finds_the_listeners_lists_through_the_index_not_a_scan(local: LocalStore) -> None:
+    local.put_lists("dw", [(f"u{i}", b"x") for i in range(50)])
+    local.put_lists("mix", [("u1", b"y")])
+    plan = [row[3] for row in local._db().execute("EXPLAIN QUERY PLAN " + _FORGET_LISTS, ("u1",))]
+    assert any(step.startswith("SEARCH lists USING INDEX") and "user_id=?" in step for step in plan), plan
+    assert not any(step.startswith("SCAN lists") for step in plan), plan
+    local.forget("u1")
+    assert local.get_list("dw", "u1") is local.get_list("mix", "u1") is None
+    assert local.get_list("dw", "u2") == b"x"
+
+
+def test_forget_is_not_done_while_a_reader_keeps_old_copies_in_the_write_ahead_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deleted rows' earlier pages sit in the ``-wal`` file until a checkpoint truncates it, which a reader's
+    open transaction prevents: forget must say so (a retried forget finishes), not report the listener gone."""
+    monkeypatch.setattr(local_module, "BUSY_S", 0.2)
+    folder = tmp_path / "online"
+    store = LocalStore(folder / "online.sqlite3")
+    secret = b"alice-listened-to-" * 50
+    store.put_lists("dw", [("alice", secret), ("bob", b"bob")])
+    store.add_plays([Play("alice", "t-secret", 1.0)])
+    reader = sqlite3.connect(folder / "online.sqlite3", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM lists").fetchone()  # a snapshot from before the delete
+    with pytest.raises(StoreUnavailable, match="write-ahead log"):
+        store.forget("alice")
+    assert store.get_list("dw", "alice") is None and store.recent_plays("alice", 10) == []  # the delete stands
+    assert any(secret[:36] in f.read_bytes() for f in folder.iterdir())  # ... but old copies are on disk
+    reader.execute("COMMIT")
+    store.forget("alice")
+    assert not any(secret[:36] in f.read_bytes() or b"t-secret" in f.read_bytes() for f in folder.iterdir())
+    assert store.get_list("dw", "bob") == b"bob"
+    reader.close()
+    store.close()
 
 
 def test_a_failed_bulk_write_leaves_earlier_values_intact(local: LocalStore) -> None:

@@ -46,6 +46,8 @@ def _traces(settings: Settings, user: str) -> list[str]:
             db.close()
             if n or user.encode() + b"\x00" in path.read_bytes():
                 found.append(rel)
+        elif path.suffix == ".sqlite3-wal" and user.encode() + b"\x00" in path.read_bytes():
+            found.append(rel)  # the pages as they were before a delete, until a checkpoint truncates the log
         elif path.name.startswith("segment-") and path.suffix == ".log":
             if any(quoted in f.payload for f in framing.scan(path).frames):
                 found.append(rel)
