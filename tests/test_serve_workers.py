@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -90,6 +91,23 @@ def test_two_workers_share_one_log_one_dedup_and_one_set_of_metrics(tmp_path: Pa
         assert forgotten.status_code == 200, forgotten.text
         assert connect(settings).execute("SELECT count(*) FROM events WHERE user_id = 'u3'").fetchone() == (0,)
         assert connect(settings).execute("SELECT count(*) FROM events WHERE user_id = 'u5'").fetchone()[0] >= 10
+
+        # Every worker, not only the one that forgot them, loads the scrubbed model version again: u3 is then a
+        # stranger to both (cold start: ``live``), and neither writes lists of theirs back from its memory.
+        def after_forget(_: int) -> tuple[str, str]:
+            got = httpx.get(f"{server.url}/v1/users/u3/discover-weekly", headers=auth, timeout=30).json()
+            return got["request_id"][:16], got["source"]
+
+        answered: dict[str, str] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (len(answered) == 2 and set(answered.values()) == {"live"}):
+            with ThreadPoolExecutor(8) as pool:
+                answered.update(pool.map(after_forget, range(8)))
+            time.sleep(0.2)
+        assert len(answered) == 2 and set(answered.values()) == {"live"}, answered
+        online = sqlite3.connect(data / "online" / "online.sqlite3")
+        assert online.execute("SELECT count(*) FROM lists WHERE user_id = 'u3'").fetchone() == (0,)
+        online.close()
     finally:
         server.stop()
     assert server.proc.returncode == 0, server.proc.stderr.read().decode() if server.proc.stderr else ""

@@ -27,6 +27,7 @@ def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: s
     from playnext.experiments.ramp import LiveTreatments
     from playnext.models.registry import Registry, RegistryError
     from playnext.online.store import StoreUnavailable, open_store
+    from playnext.privacy.tombstones import Tombstones
     from playnext.surfaces.precomputed import precompute
 
     settings = settings_of(ctx)
@@ -49,6 +50,7 @@ def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: s
         with count_progress("listeners") as progress:
             task = progress.add_task(", ".join(surfaces), total=users)
             written = precompute(version, store, surfaces, when, treatments=LiveTreatments(settings),
+                                 tombstones=Tombstones(settings.tombstones_file),
                                  on_progress=lambda done: progress.update(task, completed=done))  # fmt: skip
     except StoreUnavailable as exc:
         fail(str(exc), code=1)

@@ -234,6 +234,23 @@ def test_batch_surfaces_are_served_from_the_store_and_misses_are_computed_once(c
     assert state.store.get_list("home", "newcomer") is None  # arbitrary ids never fill the store
 
 
+def test_a_listener_forgotten_elsewhere_is_never_stored_from_the_version_held_in_memory(
+    client: TestClient, auth: dict
+) -> None:
+    """Another worker or replica forgot u9: their lists are deleted and the version on disk scrubbed, but this
+    process still holds the version as it was until it reloads. A miss computed from it must not write the
+    forgotten listener's lists back into the store; other listeners' still are."""
+    state = client.app.state
+    state.tombstones.add("u9")
+    state.store.forget("u9")
+    got = client.get("/v1/users/u9/discover-weekly", headers=auth).json()
+    assert got["source"] == "computed"
+    assert state.store.get_list("discover-weekly", "u9") is None
+    assert client.get("/v1/users/u9/discover-weekly", headers=auth).json()["source"] == "computed"
+    assert client.get("/v1/users/u10/discover-weekly", headers=auth).json()["source"] == "computed"
+    assert state.store.get_list("discover-weekly", "u10") is not None
+
+
 def test_over_budget_answers_the_fallback_now_and_stores_the_real_list_for_next_time(served: Settings,
                                                                                       auth: dict) -> None:  # fmt: skip
     import time

@@ -13,6 +13,7 @@ from playnext.models.generators import build_generator
 from playnext.models.recommender import Recommender
 from playnext.models.registry import CorruptVersion, Registry, RegistryError, UnknownVersion
 from playnext.models.served import ServedModel
+from playnext.privacy.forget import scrub_models
 from tests.models.small import two_tastes
 
 
@@ -100,6 +101,21 @@ def test_the_served_model_follows_the_pointer_and_keeps_serving_through_a_bad_ve
     assert served.version.id == good and "items.parquet is missing" in served.error
     got = served.version.recommender.recommend(np.array([0]), 3)
     assert (got.items >= 0).all()
+
+
+def test_every_server_loads_again_a_version_scrubbed_in_place(settings: Settings) -> None:
+    """A listener forgotten through one worker (or replica) is scrubbed from the version's files; the others hold
+    that version in memory, with no new promotion to notice, and must not go on answering from it."""
+    registry = Registry(settings)
+    registry.promote(_publish(registry))
+    this, other = ServedModel(registry), ServedModel(registry)
+    assert this.refresh() and other.refresh()
+    user = str(other.version.data.users[0])
+    assert scrub_models(settings, user, "2026-11-26T10:00:00+00:00") == [registry.current_id()]
+    assert this.refresh(force=True)  # the process that forgot them
+    assert other.refresh()  # the others, at their next look
+    assert user not in set(other.version.data.users.tolist()) and other.version.id == registry.current_id()
+    assert not other.refresh() and not this.refresh()  # once
 
 
 def test_a_version_keeps_what_each_listener_played(settings: Settings) -> None:

@@ -47,6 +47,39 @@ def test_bulk_writes_stream_in_chunks(store: OnlineStore) -> None:
     assert store.get_list("dw", "u0") == store.get_list("dw", "u12344") == b"x" * 10
 
 
+def test_listeners_named_by_skip_are_not_written(store: OnlineStore) -> None:
+    store.put_lists("dw", [("a", b"old"), ("c", b"old")])
+    asked: list[list[str]] = []
+
+    def skip(users: list[str]) -> set[str]:
+        asked.append(users)
+        return {"a", "nobody"}
+
+    assert store.put_lists("dw", [("a", b"new"), ("b", b"new"), ("c", b"new")], skip=skip) == 2
+    assert asked == [["a", "b", "c"]]
+    assert (store.get_list("dw", "a"), store.get_list("dw", "b"), store.get_list("dw", "c")) == (b"old", b"new", b"new")
+
+
+def test_skip_is_asked_inside_the_write_transaction(local: LocalStore) -> None:
+    """So a forget (its tombstone recorded first, then the delete, which needs the write lock) cannot fall between
+    the question and the write."""
+    other = sqlite3.connect(local.path, isolation_level=None, timeout=0)
+    locked: list[bool] = []
+
+    def skip(users: list[str]) -> set[str]:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            locked.append(False)
+        except sqlite3.OperationalError as exc:
+            locked.append("locked" in str(exc))
+        return set()
+
+    local.put_lists("dw", [("a", b"1")], skip=skip)
+    assert locked == [True]
+    other.close()
+
+
 def test_hostile_keys_and_values_are_data(store: OnlineStore) -> None:
     evil = "a'; DROP TABLE lists; --\x00\u202e"
     store.put_lists("dw", [(evil, b"\x00\xff" * 1000)])

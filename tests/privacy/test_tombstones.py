@@ -18,6 +18,16 @@ def test_a_listener_who_asks_again_is_buried_up_to_the_newest_request(tmp_path: 
     assert b"alice" not in (tmp_path / "tombstones.json").read_bytes()
 
 
+def test_listeners_forgotten_since_a_model_version_was_made(tmp_path: Path) -> None:
+    stones = Tombstones(tmp_path / "tombstones.json")
+    assert stones.forgotten_since(["alice"], 0.0) == set()  # no tombstone at all: nothing to look up
+    stones.add("alice", at=100.0)
+    stones.add("bob", at=50.0)
+    assert stones.forgotten_since(["alice", "bob", "carol"], 60.0) == {"alice"}  # bob: before the version
+    assert stones.forgotten_since(["alice", "bob"], 100.0) == {"alice"}
+    assert stones.forgotten_since(["alice", "bob"], 100.5) == set()  # a version made after both requests
+
+
 def test_refusals_name_each_buried_event_and_keep_the_rest(tmp_path: Path) -> None:
     import msgspec
 

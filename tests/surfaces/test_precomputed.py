@@ -11,6 +11,7 @@ import pytest
 from playnext.experiments.treatment import Treatment
 from playnext.models.registry import ModelVersion
 from playnext.online.local import LocalStore
+from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces import precomputed
 from playnext.surfaces.daily_mix import MAX_SIZE
 from playnext.surfaces.precomputed import SURFACES, compute, lookup, precompute
@@ -59,6 +60,20 @@ def test_an_unreadable_value_is_a_miss_not_an_error(version: ModelVersion, store
     store.put_lists("home", [("u0", b"\xc1 garbage from an older playnext")])
     with pytest.raises(LookupError):
         lookup(store, version, "home", "u0", DAY)
+
+
+def test_a_listener_forgotten_after_the_version_was_made_is_left_out(
+    version: ModelVersion, store: LocalStore, tmp_path: Path
+) -> None:
+    """A batch job holds the version it loaded at its start; a listener forgotten meanwhile is not written back."""
+    stones = Tombstones(tmp_path / "tombstones.json")
+    first, second = (str(u) for u in version.data.users[:2])
+    stones.add(first, at=version.created_at + 1)
+    stones.add(second, at=version.created_at - 1)  # before the version: what it holds of them is new (came back)
+    written = precompute(version, store, ["discover-weekly"], DAY, users=[0, 1, 2], tombstones=stones)
+    assert written == {"discover-weekly": 2}
+    assert store.get_list("discover-weekly", first) is None
+    assert store.get_list("discover-weekly", second) is not None
 
 
 def test_unknown_surfaces_are_refused_before_any_work(version: ModelVersion, store: LocalStore) -> None:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from playnext.experiments.treatment import CONTROL, Treatment
 from playnext.models.registry import ModelVersion
 from playnext.online.store import OnlineStore, StoreUnavailable
+from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces import precomputed
 from playnext.surfaces.common import SurfaceList
 
@@ -30,10 +31,14 @@ Source = Literal["precomputed", "computed", "fallback"]
 
 
 def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
-                       errors: Counter, treatment: Treatment) -> list[SurfaceList]:  # fmt: skip
+                       errors: Counter, treatment: Treatment, tombstones: Tombstones) -> list[SurfaceList]:  # fmt: skip
     lists = precomputed.compute(version, surface, user_id, day, treatment=treatment)
     try:
-        store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists, treatment))])
+        # Not stored if the listener was forgotten since ``version`` was made: this process still holds it as it
+        # was before the scrub (it reloads within ``models.reload_interval_s``), and the forget has deleted, or is
+        # about to delete, every stored list of theirs.
+        store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists, treatment))],
+                        skip=lambda users: tombstones.forgotten_since(users, version.created_at))  # fmt: skip
     except StoreUnavailable as exc:
         errors.labels("put_lists").inc()
         log.warning("could not store %s for %s: %s", surface, user_id, exc)
@@ -68,7 +73,9 @@ async def lists_for(
     if task is None:
         errors = state.metrics.store_errors
         task = asyncio.ensure_future(
-            asyncio.to_thread(_compute_and_store, store, version, surface, user_id, day, errors, treatment)
+            asyncio.to_thread(
+                _compute_and_store, store, version, surface, user_id, day, errors, treatment, state.tombstones
+            )
         )
         pending[key] = task
         task.add_done_callback(lambda done: _finished(pending, key, done))

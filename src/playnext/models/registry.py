@@ -35,6 +35,9 @@ from playnext.models.recommender import Recommender
 
 MANIFEST = "manifest.json"
 POINTER = "CURRENT"
+# Rewritten whenever a version's files are (``reseal``): every process serving a version from memory watches it
+# as it watches the pointer, and loads the version again.
+RESEALED = "RESEALED"
 
 
 class RegistryError(RuntimeError):
@@ -60,6 +63,11 @@ class ModelVersion:
     data: Interactions
     # Structures derived from this version once and reused by every request (the search's normalized titles).
     derived: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def created_at(self) -> float:
+        """When the version was published, in seconds since the epoch: it knows nothing that happened later."""
+        return dt.datetime.fromisoformat(self.manifest["created"]).timestamp()
 
     def derive(self, key: str, compute: Callable[[], T]) -> T:
         """``derived[key]``, computed on first use. Two threads may both compute it once; they get equal values."""
@@ -133,12 +141,14 @@ class Registry:
 
     def reseal(self, version_id: str, note: dict[str, Any]) -> None:
         """After files of a version were rewritten in place (a listener scrubbed from it): hash them again, so the
-        version still verifies, and record why in its manifest (``scrubbed``)."""
+        version still verifies, record why in its manifest (``scrubbed``), and tell every server (``RESEALED``)
+        that what it holds in memory is outdated."""
         directory = self.version_dir(version_id)
         manifest = self.manifest(version_id)
         manifest["files"] = {name: sha256_of(directory / name) for name in manifest.get("files", {})}
         manifest.setdefault("scrubbed", []).append(note)
         _write_manifest(directory, manifest)
+        atomic_write(self.root / RESEALED, json.dumps({"version": version_id, **note}, default=str).encode())
 
     def _pointer(self) -> dict[str, Any]:
         path = self.root / POINTER

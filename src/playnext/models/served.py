@@ -1,7 +1,10 @@
 """The version a server answers with, switched without a restart when ``models promote`` moves the pointer.
 
 ``refresh`` reads the pointer (cheap: a stat, and a small read only when it changed) and loads a new version
-aside; the swap is one attribute assignment, so a request sees the old or the new version, never half of one.
+aside; the swap is one attribute assignment, so a request sees the old or the new version, never half of one. It
+watches the registry's ``RESEALED`` mark too: when a listener is forgotten, the process that handles the request
+scrubs the version's files on disk, and every other worker or replica serving it from memory must load it again,
+not go on answering from the forgotten listener's data.
 A version that fails to load is refused: the error is kept for ``/readyz`` and ``/v1/models`` and the version
 that was serving goes on serving. The same failed version is not retried until the pointer changes again.
 """
@@ -13,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from playnext.models.registry import POINTER, ModelVersion, Registry, RegistryError
+from playnext.models.registry import POINTER, RESEALED, ModelVersion, Registry, RegistryError
 
 log = logging.getLogger(__name__)
 PINNED_RETRY_S = 30.0  # a variant's version that failed to load is tried again after this long
@@ -24,17 +27,14 @@ class ServedModel:
         self.registry = registry
         self.version: ModelVersion | None = None
         self.error: str | None = None
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[tuple[int, int] | None, tuple[int, int] | None] | None = None
         self._lock = threading.Lock()
         self._pinned: dict[str, ModelVersion] = {}
         self._failed: dict[str, tuple[float, RegistryError]] = {}
 
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = (Path(self.registry.root) / POINTER).stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_ino)
+    def _stamp(self) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """The pointer's and the reseal mark's identity (both are replaced whole, so a new inode each time)."""
+        return _identity(Path(self.registry.root) / POINTER), _identity(Path(self.registry.root) / RESEALED)
 
     def refresh(self, force: bool = False) -> bool:
         """Load the pointed-to version if the pointer moved; True when a new version is now served. ``force``
@@ -44,6 +44,7 @@ class ServedModel:
             stamp = self._stamp()
             if stamp == self._seen and not force:
                 return False
+            force = force or (self._seen is not None and stamp[1] != self._seen[1])  # rewritten in place
             self._seen = stamp
             try:
                 wanted = self.registry.current_id()
@@ -80,3 +81,11 @@ class ServedModel:
                 loaded.data.user_index([]), loaded.data.item_index([])
                 self._pinned[version_id] = loaded
             return self._pinned[version_id]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_ino)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
-from playnext.online.store import OnlineStore, Play, StoreUnavailable
+from playnext.online.store import OnlineStore, Play, Skip, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +131,15 @@ class LocalStore(OnlineStore):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"online store {self.path}: {exc}") from exc
 
-    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]]) -> int:
+    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: Skip | None = None) -> int:
         rows = ((surface, user, value) for user, value in lists)
         written = 0
         with self._errors():
             db = self._db()
             while chunk := list(islice(rows, WRITE_CHUNK)):
                 with self._writing(db):
+                    if skip is not None and (skipped := skip([user for _, user, _ in chunk])):
+                        chunk = [row for row in chunk if row[1] not in skipped]
                     db.executemany("INSERT OR REPLACE INTO lists VALUES (?, ?, ?)", chunk)
                 written += len(chunk)
         return written

@@ -22,7 +22,7 @@ import msgspec
 import redis
 from redis.exceptions import RedisError
 
-from playnext.online.store import OnlineStore, Play, StoreUnavailable
+from playnext.online.store import OnlineStore, Play, Skip, StoreUnavailable
 
 WRITE_CHUNK = 1_000  # commands per pipeline round trip in bulk writes
 
@@ -57,10 +57,13 @@ class RedisStore(OnlineStore):
                 self._down_until = time.monotonic() + self.cooldown_s
             raise StoreUnavailable(f"Redis at {self.url}: {what}: {exc}") from exc
 
-    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]]) -> int:
+    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: Skip | None = None) -> int:
         rows = iter(lists)
         written = 0
         while chunk := list(islice(rows, WRITE_CHUNK)):
+            # Asked just before the chunk is sent: Redis has no transaction to hold a forget's DEL off meanwhile.
+            if skip is not None and (skipped := skip([user for user, _ in chunk])):
+                chunk = [row for row in chunk if row[0] not in skipped]
 
             def write(chunk: list[tuple[str, bytes]] = chunk) -> None:
                 pipe = self._client.pipeline(transaction=False)

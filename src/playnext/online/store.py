@@ -15,7 +15,7 @@ batch command running beside it); ``online.backend = "redis"`` shares one Redis 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from playnext.config import Settings
@@ -36,14 +36,21 @@ class Play:
     skipped: bool = False
 
 
+# Which listeners of a chunk of lists not to write, asked as the chunk is written (``put_lists``).
+Skip = Callable[[list[str]], set[str]]
+
+
 class OnlineStore(ABC):
     # A store across the network is read from a worker thread, so that a slow or dead server never holds the event
     # loop; an in-process one (microseconds a read) is read in place.
     remote: bool = False
 
     @abstractmethod
-    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]]) -> int:
-        """Store each listener's encoded list for ``surface``, replacing what was there; returns how many."""
+    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: Skip | None = None) -> int:
+        """Store each listener's encoded list for ``surface``, replacing what was there; returns how many were
+        written. ``skip`` names the listeners of each chunk not to write (forgotten since the lists' model version
+        was made), asked at the moment the chunk is written: SQLite asks inside its write transaction, so a
+        forget that deletes after it finds the rows, and one that deleted before it was already recorded."""
 
     @abstractmethod
     def get_list(self, surface: str, user_id: str) -> bytes | None: ...

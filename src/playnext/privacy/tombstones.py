@@ -10,6 +10,7 @@ nor a log segment written by a process that had not heard of the deletion can br
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from pathlib import Path
 
@@ -47,6 +48,15 @@ class Tombstones:
     def forgotten_at(self) -> dict[str, float]:
         """Every tombstone; re-read only when the file changed (it is consulted on every ingest batch)."""
         return self._live.get()
+
+    def forgotten_since(self, user_ids: list[str], since: float) -> set[str]:
+        """Those of ``user_ids`` who asked to be forgotten at or after ``since``, a model version's creation: what
+        that version holds of them (a server's copy in memory not yet reloaded, a batch job's) is their deleted
+        past, and no list computed from it may be stored."""
+        forgotten = self.forgotten_at()
+        if not forgotten:
+            return set()
+        return {u for u in user_ids if forgotten.get(digest(u), -math.inf) >= since}
 
     def buried(self, user_id: str, ts: float) -> bool:
         """Whether an event of ``user_id`` at ``ts`` belongs to a deleted past."""

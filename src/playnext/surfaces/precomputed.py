@@ -18,6 +18,7 @@ import numpy as np
 from playnext.experiments.treatment import CONTROL, Treatment, Treatments
 from playnext.models.registry import ModelVersion
 from playnext.online.store import OnlineStore
+from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces import daily_mix, discover_weekly, home
 from playnext.surfaces.common import SurfaceList
 
@@ -86,16 +87,19 @@ def compute(version: ModelVersion, surface: str, user_id: str, day: dt.date,
 def precompute(
     version: ModelVersion, store: OnlineStore, surfaces: list[str], day: dt.date, *,
     users: np.ndarray | None = None, on_progress: Callable[[int], None] | None = None,
-    treatments: Treatments | None = None,
+    treatments: Treatments | None = None, tombstones: Tombstones | None = None,
 ) -> dict[str, int]:  # fmt: skip
     """Compute and store ``surfaces`` for ``users`` (row numbers; default every listener the version knows),
-    each with their experiment parameters (``treatments``). Returns how many lists were written per surface."""
+    each with their experiment parameters (``treatments``). Returns how many lists were written per surface.
+    A listener forgotten while the batch runs (``tombstones``) is left out from then on: the version in hand
+    was loaded before the forget scrubbed it."""
     treatment_of = treatments.of if treatments is not None else (lambda user_id: CONTROL)
     for surface in surfaces:
         if surface not in SURFACES:
             raise ValueError(f"unknown batch surface {surface!r}; known: {', '.join(SURFACES)}")
     rows = np.arange(len(version.data.users)) if users is None else np.asarray(users, dtype=np.int64)
     written = dict.fromkeys(surfaces, 0)
+    skip = None if tombstones is None else (lambda users: tombstones.forgotten_since(users, version.created_at))
     pool = max(discover_weekly.POOL, daily_mix.POOL, home.POOL)
     for lo in range(0, len(rows), BLOCK):
         block = rows[lo : lo + BLOCK]
@@ -107,7 +111,7 @@ def precompute(
                 (user_id, encode(version, surface, day, compute(version, surface, user_id, day, candidates, t), t))
                 for user_id, candidates, t in zip(ids.tolist(), ranked, treated, strict=True)
             )
-            written[surface] += store.put_lists(surface, values)
+            written[surface] += store.put_lists(surface, values, skip=skip)
         if on_progress is not None:
             on_progress(lo + len(block))
     return written
