@@ -47,19 +47,19 @@ class _CountingStore(LocalStore):
         self.hold.set()
         self.fail_next = False
 
-    def add_plays(self, plays) -> None:  # type: ignore[no-untyped-def]
+    def add_plays(self, plays, select=None) -> None:  # type: ignore[no-untyped-def]
         self.hold.wait(10)
         if self.fail_next:
             self.fail_next = False
             raise StoreUnavailable("the store went away")
-        self.writes.append(len(plays))
-        super().add_plays(plays)
+        self.writes.append(len(select(list(plays)) if select else plays))
+        super().add_plays(plays, select)
 
 
 def test_the_feed_writes_behind_the_answer_and_coalesces_what_arrives_meanwhile(tmp_path: Path) -> None:
     async def scenario() -> None:
         store, errors = _CountingStore(tmp_path / "o.sqlite3"), []
-        feed = SessionFeed(store, lambda user, ts: user == "forgotten", errors.append)
+        feed = SessionFeed(store, lambda plays: [p for p in plays if p.user_id != "forgotten"], errors.append)
         store.hold.clear()  # the first write is under way and slow
         feed.add([Play("u1", "a", 1.0)])
         await asyncio.sleep(0.05)

@@ -60,23 +60,30 @@ def test_listeners_named_by_skip_are_not_written(store: OnlineStore) -> None:
     assert (store.get_list("dw", "a"), store.get_list("dw", "b"), store.get_list("dw", "c")) == (b"old", b"new", b"new")
 
 
-def test_skip_is_asked_inside_the_write_transaction(local: LocalStore) -> None:
+def test_plays_not_selected_are_not_written(store: OnlineStore) -> None:
+    store.add_plays([Play("a", "t1", 1.0), Play("b", "t1", 1.0)], select=lambda plays: [p for p in plays if p.ts > 5])
+    store.add_plays([Play("a", "t2", 2.0), Play("b", "t9", 9.0)], select=lambda plays: [p for p in plays if p.ts > 5])
+    assert store.recent_plays("a", 10) == [] and [p.item_id for p in store.recent_plays("b", 10)] == ["t9"]
+
+
+def test_skip_and_select_are_asked_inside_the_write_transaction(local: LocalStore) -> None:
     """So a forget (its tombstone recorded first, then the delete, which needs the write lock) cannot fall between
     the question and the write."""
     other = sqlite3.connect(local.path, isolation_level=None, timeout=0)
     locked: list[bool] = []
 
-    def skip(users: list[str]) -> set[str]:
+    def write_lock_is_held() -> None:
         try:
             other.execute("BEGIN IMMEDIATE")
             other.execute("ROLLBACK")
             locked.append(False)
         except sqlite3.OperationalError as exc:
             locked.append("locked" in str(exc))
-        return set()
 
-    local.put_lists("dw", [("a", b"1")], skip=skip)
-    assert locked == [True]
+    local.put_lists("dw", [("a", b"1")], skip=lambda users: write_lock_is_held() or set())
+    local.add_plays([Play("a", "t", 1.0)], select=lambda plays: write_lock_is_held() or plays)
+    assert locked == [True, True]
+    assert local.get_list("dw", "a") == b"1" and len(local.recent_plays("a", 10)) == 1
     other.close()
 
 

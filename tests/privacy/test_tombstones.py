@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from playnext.online.store import Play
 from playnext.privacy.tombstones import REFUSAL, Tombstones, refuse_forgotten
 from tests.conftest import event, utc
 
@@ -26,6 +27,8 @@ def test_listeners_forgotten_since_a_model_version_was_made(tmp_path: Path) -> N
     assert stones.forgotten_since(["alice", "bob", "carol"], 60.0) == {"alice"}  # bob: before the version
     assert stones.forgotten_since(["alice", "bob"], 100.0) == {"alice"}
     assert stones.forgotten_since(["alice", "bob"], 100.5) == set()  # a version made after both requests
+    plays = [Play("alice", "t", 99.0), Play("alice", "t", 101.0), Play("bob", "t", 50.0), Play("carol", "t", 1.0)]
+    assert stones.unburied(plays) == plays[1:2] + plays[3:]  # up to and at each request: their deleted past
 
 
 def test_refusals_name_each_buried_event_and_keep_the_rest(tmp_path: Path) -> None:

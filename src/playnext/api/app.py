@@ -107,7 +107,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
     app.state.model = ServedModel(Registry(settings))
     app.state.store = open_store(settings)
     app.state.tombstones = Tombstones(settings.tombstones_file)
-    app.state.session_feed = SessionFeed(app.state.store, app.state.tombstones.buried,
+    app.state.session_feed = SessionFeed(app.state.store, app.state.tombstones.unburied,
                                          lambda exc: _sessions_not_updated(app.state.metrics, exc))  # fmt: skip
     app.state.lake_fallback = LakeFallback(settings)
     app.state.treatments = LiveTreatments(settings)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
-from playnext.online.store import OnlineStore, Play, Skip, StoreUnavailable
+from playnext.online.store import OnlineStore, Play, SelectPlays, SkipListeners, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class LocalStore(OnlineStore):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"online store {self.path}: {exc}") from exc
 
-    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: Skip | None = None) -> int:
+    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
         rows = ((surface, user, value) for user, value in lists)
         written = 0
         with self._errors():
@@ -153,13 +153,15 @@ class LocalStore(OnlineStore):
             )
         return None if row is None else bytes(row[0])
 
-    def add_plays(self, plays: Sequence[Play]) -> None:
+    def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
         if not plays:
             return
-        users = sorted({p.user_id for p in plays})
         with self._errors():
             db = self._db()
             with self._writing(db):
+                if select is not None and not (plays := select(list(plays))):
+                    return
+                users = sorted({p.user_id for p in plays})
                 db.executemany(
                     "INSERT INTO plays VALUES (?, ?, ?, ?)", [(p.user_id, p.ts, p.item_id, p.skipped) for p in plays]
                 )

@@ -22,7 +22,7 @@ import msgspec
 import redis
 from redis.exceptions import RedisError
 
-from playnext.online.store import OnlineStore, Play, Skip, StoreUnavailable
+from playnext.online.store import OnlineStore, Play, SelectPlays, SkipListeners, StoreUnavailable
 
 WRITE_CHUNK = 1_000  # commands per pipeline round trip in bulk writes
 
@@ -57,7 +57,7 @@ class RedisStore(OnlineStore):
                 self._down_until = time.monotonic() + self.cooldown_s
             raise StoreUnavailable(f"Redis at {self.url}: {what}: {exc}") from exc
 
-    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: Skip | None = None) -> int:
+    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
         rows = iter(lists)
         written = 0
         while chunk := list(islice(rows, WRITE_CHUNK)):
@@ -78,7 +78,9 @@ class RedisStore(OnlineStore):
     def get_list(self, surface: str, user_id: str) -> bytes | None:
         return self._call("reading a list", lambda: self._client.hget(self._lists(user_id), surface))
 
-    def add_plays(self, plays: Sequence[Play]) -> None:
+    def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
+        if select is not None:
+            plays = select(list(plays))  # just before they are sent, as in ``put_lists``
         if not plays:
             return
         by_user: dict[str, dict[bytes, float]] = {}

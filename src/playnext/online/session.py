@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from playnext.events.schema import Event, Play, Skip
 from playnext.online import store
-from playnext.online.store import OnlineStore, StoreUnavailable
+from playnext.online.store import OnlineStore, SelectPlays, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,18 @@ def current_session(plays: list[store.Play], gap_s: float, now: float) -> list[s
 class SessionFeed:
     """Plays from acknowledged ingest batches, written to the online store by one writer at a time, off the ingest
     request. Sessions are derived state (the events are durable in the log already), so an ingest answer need not
-    wait for them: waiting, with a store transaction per request from every connection's worker thread, took
-    batch ingest to a third of its rate and its 99th percentile to 1.5 s. Plays that arrive while a write is under
-    way are written together by the next one. Readers that must see every acknowledged play (next track reading
-    the session) ``await settled()`` first, which costs nothing when no write is pending. Plays of a listener
-    forgotten meanwhile (``buried``) are dropped, and a store failure costs the session those plays (``on_error``),
-    never the acknowledgement. Writes run on a thread of their own: in the shared pool they queued behind Blend and
-    search, and next track (which waits for them) with them: its p99 under a mixed load was 174 ms."""
+    wait for them: waiting, with a store transaction per request from every connection's worker thread, took batch
+    ingest to a third of its rate and its 99th percentile to 1.5 s. Plays that arrive while a write is under way are
+    written together by the next one. Readers that must see every acknowledged play (next track reading the session)
+    ``await settled()`` first, which costs nothing when no write is pending. Plays of a listener forgotten meanwhile
+    are dropped (``unburied``, asked by the store inside its write), and a store failure costs the session those
+    plays (``on_error``), never the acknowledgement. Writes run on a thread of their own: in the shared pool they
+    queued behind Blend and search, and next track (which waits for them) with them: its p99 under a mixed load was
+    174 ms."""
 
-    def __init__(self, online_store: OnlineStore, buried: Callable[[str, float], bool],
+    def __init__(self, online_store: OnlineStore, unburied: SelectPlays,
                  on_error: Callable[[StoreUnavailable], None]) -> None:  # fmt: skip
-        self.store, self.buried, self.on_error = online_store, buried, on_error
+        self.store, self.unburied, self.on_error = online_store, unburied, on_error
         self._pending: list[store.Play] = []
         self._writer: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -75,13 +76,11 @@ class SessionFeed:
     async def _write(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            batch = [p for p in batch if not self.buried(p.user_id, p.ts)]
-            if not batch:
-                continue
             try:
                 if self._thread is None:
                     self._thread = ThreadPoolExecutor(1, thread_name_prefix="sessions")
-                await asyncio.get_running_loop().run_in_executor(self._thread, self.store.add_plays, batch)
+                await asyncio.get_running_loop().run_in_executor(self._thread, self.store.add_plays, batch,
+                                                                 self.unburied)  # fmt: skip
             except StoreUnavailable as exc:
                 self.on_error(exc)
             except Exception:  # the next batch gets its own chance; the acknowledged events are in the log

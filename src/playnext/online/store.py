@@ -37,7 +37,9 @@ class Play:
 
 
 # Which listeners of a chunk of lists not to write, asked as the chunk is written (``put_lists``).
-Skip = Callable[[list[str]], set[str]]
+SkipListeners = Callable[[list[str]], set[str]]
+# Which of a batch of plays to write, asked as the batch is written (``add_plays``).
+SelectPlays = Callable[[list[Play]], list[Play]]
 
 
 class OnlineStore(ABC):
@@ -46,7 +48,7 @@ class OnlineStore(ABC):
     remote: bool = False
 
     @abstractmethod
-    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: Skip | None = None) -> int:
+    def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
         """Store each listener's encoded list for ``surface``, replacing what was there; returns how many were
         written. ``skip`` names the listeners of each chunk not to write (forgotten since the lists' model version
         was made), asked at the moment the chunk is written: SQLite asks inside its write transaction, so a
@@ -56,8 +58,10 @@ class OnlineStore(ABC):
     def get_list(self, surface: str, user_id: str) -> bytes | None: ...
 
     @abstractmethod
-    def add_plays(self, plays: Sequence[Play]) -> None:
-        """Append plays; each listener keeps only their newest ``keep`` plays."""
+    def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
+        """Append plays; each listener keeps only their newest ``keep`` plays. ``select`` picks the plays to write
+        (not those of a listener forgotten meanwhile) at the moment they are written, as ``skip`` does for
+        ``put_lists``."""
 
     @abstractmethod
     def recent_plays(self, user_id: str, limit: int) -> list[Play]:

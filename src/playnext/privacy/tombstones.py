@@ -19,6 +19,7 @@ import msgspec
 from playnext.durable import ReadWhenChanged, atomic_write, file_lock
 from playnext.events.schema import Event
 from playnext.events.validation import Rejection
+from playnext.online.store import Play
 
 
 def digest(user_id: str) -> str:
@@ -57,6 +58,13 @@ class Tombstones:
         if not forgotten:
             return set()
         return {u for u in user_ids if forgotten.get(digest(u), -math.inf) >= since}
+
+    def unburied(self, plays: list[Play]) -> list[Play]:
+        """The plays that are not of a deleted past, against one reading of the tombstones."""
+        forgotten = self.forgotten_at()
+        if not forgotten:
+            return plays
+        return [p for p in plays if forgotten.get(digest(p.user_id), -math.inf) < p.ts]
 
     def buried(self, user_id: str, ts: float) -> bool:
         """Whether an event of ``user_id`` at ``ts`` belongs to a deleted past."""
