@@ -120,6 +120,24 @@ def test_exclude_seen_false_may_return_history(data) -> None:
     assert (got.items >= 0).all()
 
 
+def test_popularity_sorts_each_segment_once_per_fit(data) -> None:
+    """Every listener of a segment shares one order: kept after the first request, dropped when fitted again."""
+    model = build_generator("popularity_country").fit(data)
+    users = np.arange(data.n_users)
+    first = model.recommend(users, 8, exclude_seen=False)
+    kept = dict(model._orders)
+    assert kept and all(len(order) == data.n_items for order in kept.values())
+    for segment, order in kept.items():  # a stable sort: ties in catalog order
+        scores = model.segment_scores(np.array([segment]))[0]
+        assert order.tolist() == np.argsort(-scores, kind="stable").tolist()
+    again = model.recommend(users, 8, exclude_seen=False)
+    assert (again.items == first.items).all() and all(model._orders[k] is kept[k] for k in kept)
+    other = two_tastes(seed=3)
+    model.fit(other)
+    fresh = build_generator("popularity_country").fit(other)
+    assert (model.recommend(users, 8).items == fresh.recommend(users, 8).items).all()
+
+
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [

@@ -30,6 +30,7 @@ class Popularity(CandidateModel):
         return np.log1p(counts).astype(np.float32)
 
     def _fit(self, data: Interactions) -> None:
+        self._orders: dict[int, np.ndarray] = {}
         binary = data.binary()
         counts = np.asarray(binary.sum(axis=0)).ravel()
         self.global_ = self._base(counts, data.recent_counts)
@@ -110,7 +111,7 @@ class Popularity(CandidateModel):
             segments = np.full(len(users), -1)
         for segment in np.unique(segments).tolist():
             scores = self.segment_scores(np.array([segment]))[0]
-            head = np.argsort(-scores, kind="stable")[:depth]
+            head = self._order(segment)[:depth]
             for row in np.flatnonzero(segments == segment).tolist():
                 items = head
                 if seen is not None and seen.indptr[row + 1] > seen.indptr[row]:
@@ -118,6 +119,17 @@ class Popularity(CandidateModel):
                 items = items[:n]
                 out.items[row, : len(items)], out.scores[row, : len(items)] = items, scores[items]
         return out
+
+    def _order(self, segment: int) -> np.ndarray:
+        """The segment's items best first, ties in catalog order. It is the same for every request, and sorting the
+        catalog on each took 4-6 ms at 131k items, a third of a live Blend; kept per segment (as int32, half the
+        size of the segment's scores), dropped when the model is fitted again."""
+        orders: dict[int, np.ndarray] = self.__dict__.setdefault("_orders", {})
+        order = orders.get(segment)
+        if order is None:
+            scores = self.segment_scores(np.array([segment]))[0]
+            order = orders[segment] = np.argsort(-scores, kind="stable").astype(np.int32)
+        return order
 
     def item_scores(self, items: np.ndarray) -> np.ndarray:
         """Popularity has no notion of similarity: every item's neighbours are the popular items."""

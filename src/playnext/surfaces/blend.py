@@ -28,22 +28,29 @@ class BlendError(ValueError):
     pass
 
 
-def _percentiles(version: ModelVersion, user_ids: list[str]) -> np.ndarray:
-    """(members, items): 1.0 for each member's best candidate down towards 0; 0 outside their pool."""
+def _percentiles(version: ModelVersion, user_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks in any member's pool (ascending item numbers), and (members, those tracks): 1.0 for each member's
+    best candidate down towards 0, 0 outside their pool. Only the pools, not the catalog: every slot of the
+    deal scans these arrays, and at catalog width (131k items) the deal took 10 ms of a 33 ms Blend."""
     data = version.data
-    out = np.zeros((len(user_ids), data.n_items), dtype=np.float32)
     rows = data.user_index(user_ids)
+    pools: list[np.ndarray] = [np.zeros(0, np.int64)] * len(user_ids)
     warm = np.flatnonzero(rows >= 0)
     if len(warm):
         got = version.recommender.recommend(rows[warm], POOL, exclude_seen=False)
         for member, items in zip(warm.tolist(), got.items, strict=True):
-            items = items[items >= 0]
-            out[member, items] = 1.0 - np.arange(len(items)) / max(len(items), 1)
+            pools[member] = items[items >= 0]
     for member in np.flatnonzero(rows < 0).tolist():
-        items = popular_order(version, None)[:POOL]
-        out[member, items] = 1.0 - np.arange(len(items)) / len(items)
-    out[:, data.meta.item_type != "track"] = 0.0
-    return out
+        pools[member] = popular_order(version, None)[:POOL]
+    union = np.unique(np.concatenate(pools))
+    union = union[data.meta.item_type[union] == "track"]
+    fit = np.zeros((len(user_ids), len(union)), dtype=np.float32)
+    for member, items in enumerate(pools):
+        ranked = 1.0 - np.arange(len(items)) / max(len(items), 1)
+        at = np.searchsorted(union, items)
+        kept = (at < len(union)) & (union[np.minimum(at, len(union) - 1)] == items)
+        fit[member, at[kept]] = ranked[kept]
+    return union, fit
 
 
 def taste_match(version: ModelVersion, user_ids: list[str]) -> int:
@@ -72,7 +79,7 @@ def blend(version: ModelVersion, user_ids: list[str], *, n: int = 50) -> Surface
     members = list(dict.fromkeys(user_ids))
     if not 2 <= len(members) <= MAX_MEMBERS:
         raise BlendError(f"a Blend needs 2 to {MAX_MEMBERS} different listeners, got {len(members)}")
-    fit = _percentiles(version, members)
+    tracks, fit = _percentiles(version, members)
     available = fit.max(axis=0) > 0
     counts = np.zeros(len(members), dtype=np.int64)
     done = np.zeros(len(members), dtype=bool)  # members with no candidate left
@@ -89,7 +96,7 @@ def blend(version: ModelVersion, user_ids: list[str], *, n: int = 50) -> Surface
         chooser.append(member)
         available[item] = False
         counts[member] += 1
-    items = np.array(chosen, dtype=np.int64)
+    items = tracks[np.array(chosen, dtype=np.int64)]
     serves = [
         tuple(members[m] for m in range(len(members)) if m == c or fit[m, i] >= 0.8)
         for i, c in zip(chosen, chooser, strict=True)
