@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-BLOCK = 8_192  # titles encoded at a time: memory is a block times its longest title
+BLOCK = 8_192  # titles encoded at a time: memory is a block times its longest title (int64 per character)
 _BITS = 21  # a Unicode code point fits in 21 bits, so three make one int64
 
 
@@ -41,10 +41,14 @@ class TrigramIndex:
     def __init__(self, titles: list[str]) -> None:
         """``titles``: normalized as the queries will be (rapidfuzz's ``default_process``)."""
         self.size = len(titles)
+        # Blocks of titles of about one length, shortest first: a block is as wide as its longest title (catalog
+        # names go up to 512 characters), so a few long ones do not widen every block.
+        by_length = np.argsort([len(t) for t in titles], kind="stable")
         rows, codes = [], []
         for lo in range(0, len(titles), BLOCK):
-            r, c = _grams(titles[lo : lo + BLOCK])
-            rows.append(r + lo)
+            block = by_length[lo : lo + BLOCK]
+            r, c = _grams([titles[i] for i in block.tolist()])
+            rows.append(block[r])
             codes.append(c)
         row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
