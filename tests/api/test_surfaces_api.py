@@ -136,6 +136,13 @@ def test_daily_mixes_for_known_and_new_listeners(client: TestClient, auth: dict)
     assert new["fallback"] is True and new["mixes"][0]["name"] == "Popular Mix"
 
 
+def test_the_server_prepares_search_as_it_loads_a_version(served: Settings) -> None:
+    """Search's titles and index are built as the version loads, not by the first search after a promotion."""
+    app = create_app(served)
+    assert app.state.model.refresh()
+    assert {"search_titles", "search_index"} <= set(app.state.model.version.derived)
+
+
 def test_search_over_http(client: TestClient, auth: dict) -> None:
     body = client.get("/v1/search?q=jaz%20song%2045&user=u30&n=3", headers=auth).json()
     assert body["items"][0]["item_id"] == "t45" and body["surface"] == "search"

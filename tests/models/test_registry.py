@@ -103,6 +103,18 @@ def test_the_served_model_follows_the_pointer_and_keeps_serving_through_a_bad_ve
     assert (got.items >= 0).all()
 
 
+def test_each_version_is_prepared_as_it_loads_before_it_serves(settings: Settings) -> None:
+    registry = Registry(settings)
+    first, second = _publish(registry), _publish(registry, 20.0)
+    prepared: list[tuple[str, bool]] = []
+    served = ServedModel(registry, prepare=lambda v: prepared.append((v.id, served.version is v)))
+    registry.promote(first)
+    assert served.refresh() and served.pinned(second).id == second
+    assert prepared == [(first, False), (second, False)]  # the served one before it was swapped in
+    served.pinned(second)
+    assert len(prepared) == 2  # once per load
+
+
 def test_every_server_loads_again_a_version_scrubbed_in_place(settings: Settings) -> None:
     """A listener forgotten through one worker (or replica) is scrubbed from the version's files; the others hold
     that version in memory, with no new promotion to notice, and must not go on answering from it."""

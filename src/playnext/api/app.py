@@ -41,6 +41,7 @@ from playnext.models.served import ServedModel
 from playnext.online.session import SessionFeed
 from playnext.online.store import open_store
 from playnext.privacy.tombstones import Tombstones
+from playnext.surfaces.search import prepare as prepare_search
 from playnext.surfaces.without_model import LakeFallback
 from playnext.web.data import IngestSampler
 
@@ -104,7 +105,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
     app.state.keys = KeyStore(settings.keys_file, recheck_s=settings.keys_recheck_s)
     app.state.clock = Clock(max_skew=dt.timedelta(seconds=settings.max_clock_skew_s))
     app.state.event_log = event_log
-    app.state.model = ServedModel(Registry(settings))
+    app.state.model = ServedModel(Registry(settings), prepare=prepare_search)  # search: 0.5 s at 131k titles
     app.state.store = open_store(settings)
     app.state.tombstones = Tombstones(settings.tombstones_file)
     app.state.session_feed = SessionFeed(app.state.store, app.state.tombstones.unburied,

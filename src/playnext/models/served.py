@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from playnext.models.registry import POINTER, RESEALED, ModelVersion, Registry, RegistryError
@@ -23,8 +24,11 @@ PINNED_RETRY_S = 30.0  # a variant's version that failed to load is tried again 
 
 
 class ServedModel:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, prepare: Callable[[ModelVersion], None] | None = None) -> None:
+        """``prepare``: run on each version loaded, in the loading thread, before it serves (the structures that
+        requests would otherwise build on first use, such as search's index)."""
         self.registry = registry
+        self.prepare = prepare
         self.version: ModelVersion | None = None
         self.error: str | None = None
         self._seen: tuple[tuple[int, int] | None, tuple[int, int] | None] | None = None
@@ -58,7 +62,7 @@ class ServedModel:
                 return False
             # Build the id → row maps now, in this (loader) thread: built lazily they stalled the event loop for
             # tens of milliseconds on the first requests after every promotion at 100k listeners.
-            loaded.data.user_index([]), loaded.data.item_index([])
+            self._ready(loaded)
             if force:
                 self._pinned.clear()  # rewritten on disk too: load them again when next asked for
             self.version, self.error = loaded, None
@@ -78,9 +82,14 @@ class ServedModel:
                 except RegistryError as exc:
                     self._failed[version_id] = (time.monotonic(), exc)
                     raise
-                loaded.data.user_index([]), loaded.data.item_index([])
+                self._ready(loaded)
                 self._pinned[version_id] = loaded
             return self._pinned[version_id]
+
+    def _ready(self, loaded: ModelVersion) -> None:
+        loaded.data.user_index([]), loaded.data.item_index([])
+        if self.prepare is not None:
+            self.prepare(loaded)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

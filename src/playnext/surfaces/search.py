@@ -62,15 +62,24 @@ def text_matches(titles: np.ndarray, index: TrigramIndex | None, wanted: str, *,
     return scored[best], scores[best] / np.float32(100.0)
 
 
+def prepare(version: ModelVersion) -> tuple[np.ndarray, TrigramIndex]:
+    """The version's normalized titles and their trigram index, built once per version (0.5 s at 131k titles; on
+    each request they would dominate its cost). The server builds them when it loads a version, so the first
+    search after a promotion does not wait for them."""
+    from rapidfuzz import utils
+
+    names = version.data.meta.name
+    titles = version.derive(
+        "search_titles", lambda: np.array([utils.default_process(n) for n in names.tolist()], dtype=object)
+    )
+    return titles, version.derive("search_index", lambda: TrigramIndex(titles.tolist()))
+
+
 def search(version: ModelVersion, query: str, user_id: str | None, *, n: int = 20) -> SurfaceList:
     from rapidfuzz import utils
 
     data = version.data
-    # Normalized and indexed once per model version: on each request they would dominate its cost.
-    titles = version.derive(
-        "search_titles", lambda: np.array([utils.default_process(n) for n in data.meta.name.tolist()], dtype=object)
-    )
-    index = version.derive("search_index", lambda: TrigramIndex(titles.tolist()))
+    titles, index = prepare(version)
     items, text = text_matches(titles, index, utils.default_process(query))
     if not len(items):
         return SurfaceList("search", [], False, version.id, {"query": query})
