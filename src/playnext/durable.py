@@ -51,6 +51,16 @@ def file_lock(path: Path, mode: int = 0o644) -> Iterator[None]:
         os.close(fd)
 
 
+def identity(path: Path) -> tuple[int, int] | None:
+    """What tells a file replaced by ``atomic_write`` from the one before (a new inode, a new mtime), or None when
+    it is missing."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_ino)
+
+
 class ReadWhenChanged(Generic[T]):
     """A file's parsed content, read again only when the file changed (another process replaced it with
     ``atomic_write``): for state consulted on every request, such as API keys and tombstones.
@@ -68,13 +78,11 @@ class ReadWhenChanged(Generic[T]):
         now = time.monotonic()
         if not fresh and self._cache is not None and now - self._checked < self.recheck_s:
             return self._cache[1]
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+        stamp = identity(self.path)
+        if stamp is None:
             self._cache = None
             return self.missing()
         self._checked = now
-        stamp = (st.st_mtime_ns, st.st_ino)
         if self._cache is None or self._cache[0] != stamp:
             self._cache = (stamp, self.parse(self.path.read_bytes()))
         return self._cache[1]

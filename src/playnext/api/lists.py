@@ -38,7 +38,7 @@ def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, 
         # was before the scrub (it reloads within ``models.reload_interval_s``), and the forget has deleted, or is
         # about to delete, every stored list of theirs.
         store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists, treatment))],
-                        skip=lambda users: tombstones.forgotten_since(users, version.created_at))  # fmt: skip
+                        skip=precomputed.forgotten_since_made(tombstones, version))  # fmt: skip
     except StoreUnavailable as exc:
         errors.labels("put_lists").inc()
         log.warning("could not store %s for %s: %s", surface, user_id, exc)

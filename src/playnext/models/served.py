@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from playnext.durable import identity
 from playnext.models.registry import POINTER, RESEALED, ModelVersion, Registry, RegistryError
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class ServedModel:
 
     def _stamp(self) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
         """The pointer's and the reseal mark's identity (both are replaced whole, so a new inode each time)."""
-        return _identity(Path(self.registry.root) / POINTER), _identity(Path(self.registry.root) / RESEALED)
+        return identity(Path(self.registry.root) / POINTER), identity(Path(self.registry.root) / RESEALED)
 
     def refresh(self, force: bool = False) -> bool:
         """Load the pointed-to version if the pointer moved; True when a new version is now served. ``force``
@@ -90,11 +91,3 @@ class ServedModel:
         loaded.data.user_index([]), loaded.data.item_index([])
         if self.prepare is not None:
             self.prepare(loaded)
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_ino)

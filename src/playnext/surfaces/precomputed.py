@@ -17,7 +17,7 @@ import numpy as np
 
 from playnext.experiments.treatment import CONTROL, Treatment, Treatments
 from playnext.models.registry import ModelVersion
-from playnext.online.store import OnlineStore
+from playnext.online.store import OnlineStore, SkipListeners
 from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces import daily_mix, discover_weekly, home
 from playnext.surfaces.common import SurfaceList
@@ -64,6 +64,12 @@ def lookup(store: OnlineStore, version: ModelVersion, surface: str, user_id: str
     return stored.lists
 
 
+def forgotten_since_made(tombstones: Tombstones, version: ModelVersion) -> SkipListeners:
+    """``put_lists``'s ``skip`` for lists made from ``version``: the listeners who asked to be forgotten since it
+    was made, whose data it still holds wherever it was loaded before the forget scrubbed it."""
+    return lambda users: tombstones.forgotten_since(users, version.created_at)
+
+
 def compute(version: ModelVersion, surface: str, user_id: str, day: dt.date,
             candidates: np.ndarray | None = None, treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
     """One listener's lists for ``surface``, as stored: the one definition batch and on-demand paths share."""
@@ -99,7 +105,7 @@ def precompute(
             raise ValueError(f"unknown batch surface {surface!r}; known: {', '.join(SURFACES)}")
     rows = np.arange(len(version.data.users)) if users is None else np.asarray(users, dtype=np.int64)
     written = dict.fromkeys(surfaces, 0)
-    skip = None if tombstones is None else (lambda users: tombstones.forgotten_since(users, version.created_at))
+    skip = None if tombstones is None else forgotten_since_made(tombstones, version)
     pool = max(discover_weekly.POOL, daily_mix.POOL, home.POOL)
     for lo in range(0, len(rows), BLOCK):
         block = rows[lo : lo + BLOCK]
