@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,42 @@ def test_skip_and_select_are_asked_inside_the_write_transaction(local: LocalStor
     assert locked == [True, True]
     assert local.get_list("dw", "a") == b"1" and len(local.recent_plays("a", 10)) == 1
     other.close()
+
+
+def _forget_meanwhile(store: OnlineStore, user_id: str, started: list[threading.Thread]) -> None:
+    """A forget from another request that lands just after the writer asked whom to skip: it is given half a
+    second, which is all of it on Redis and none of it on SQLite (there it waits for the writer's transaction)."""
+    forget = threading.Thread(target=store.forget, args=(user_id,))
+    forget.start()
+    forget.join(timeout=0.5)
+    started.append(forget)
+
+
+def test_a_forget_just_after_the_skip_question_is_not_undone_by_the_write(store: OnlineStore) -> None:
+    """The tombstone is not there yet when ``skip`` or ``select`` reads it, then the forget deletes: the write
+    that follows must not put the listener's lists or plays back."""
+    store.put_lists("dw", [("a", b"old"), ("b", b"old")])
+    store.add_plays([Play("a", "t0", 1.0)])
+    forgets: list[threading.Thread] = []
+
+    def skip(users: list[str]) -> set[str]:
+        _forget_meanwhile(store, "a", forgets)
+        return set()
+
+    def select(plays: list[Play]) -> list[Play]:
+        _forget_meanwhile(store, "a", forgets)
+        return plays
+
+    store.put_lists("dw", [("a", b"new"), ("b", b"new")], skip=skip)
+    forgets[0].join()
+    assert store.get_list("dw", "a") is None and store.get_list("dw", "b") == b"new"
+    store.add_plays([Play("a", "t1", 2.0), Play("b", "t1", 2.0)], select=select)
+    forgets[1].join()
+    assert store.recent_plays("a", 10) == [] and [p.item_id for p in store.recent_plays("b", 10)] == ["t1"]
+    # A listener who comes back afterwards is new data, written as any other.
+    store.put_lists("dw", [("a", b"back")], skip=lambda users: set())
+    store.add_plays([Play("a", "t2", 3.0)], select=lambda plays: plays)
+    assert store.get_list("dw", "a") == b"back" and [p.item_id for p in store.recent_plays("a", 10)] == ["t2"]
 
 
 def test_hostile_keys_and_values_are_data(store: OnlineStore) -> None:

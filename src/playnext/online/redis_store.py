@@ -3,7 +3,17 @@
 Per listener, two keys, so that forgetting a listener is one ``DEL`` and no scan:
 
 - ``{prefix}lists:{user}``: a hash of surface → encoded list;
-- ``{prefix}plays:{user}``: a sorted set of plays scored by time, trimmed to the newest ``keep``.
+- ``{prefix}plays:{user}``: a sorted set of plays scored by time, trimmed to the newest ``keep``;
+- ``{prefix}forgotten:{digest}``: for an hour after a forget, the Redis time it happened (the tombstone's digest,
+  never the id).
+
+A forget and a write must not interleave so that the write brings deleted data back. ``put_lists`` asks ``skip``
+(and ``add_plays`` asks ``select``) whom to leave out, but a forget can land between that question and the write,
+and Redis has no transaction for the forget's ``DEL`` to wait on. So every write runs as a script that first
+compares the listener's forget mark with the Redis time read before the question was asked, and writes nothing for
+a listener forgotten since: the forget either happened before the question (the tombstone answers it), after it
+(the mark stops the write) or after the write (its ``DEL`` removes it). The forget itself is a script too, so its
+mark and its ``DEL`` are one step.
 
 A request must never stall on a Redis that is gone: commands time out after ``timeout_s``, and after a failure the
 store answers ``StoreUnavailable`` at once for ``cooldown_s`` (surfaces then degrade, see ``api.lists``) before it
@@ -23,8 +33,32 @@ import redis
 from redis.exceptions import RedisError
 
 from playnext.online.store import OnlineStore, Play, SelectPlays, SkipListeners, StoreUnavailable
+from playnext.privacy.tombstones import digest
 
 WRITE_CHUNK = 1_000  # commands per pipeline round trip in bulk writes
+MARK_S = 3_600  # how long a forget's mark is kept: far longer than one chunk's question and write
+
+# Redis time in microseconds: one clock for the forget marks and the writes, whatever the hosts' clocks say.
+_NOW = "local t = redis.call('TIME') return t[1] * 1000000 + t[2]"
+# KEYS: the listener's lists, plays and forget mark; ARGV[1]: how long the mark is kept.
+_FORGET = """
+local t = redis.call('TIME')
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], t[1] * 1000000 + t[2], 'EX', ARGV[1])
+"""
+# KEYS: the key written, the listener's forget mark; ARGV[1]: the Redis time before ``skip`` was asked.
+_UNLESS_FORGOTTEN = """
+local mark = redis.call('GET', KEYS[2])
+if mark and tonumber(mark) >= tonumber(ARGV[1]) then return 0 end
+"""
+# ARGV[2], ARGV[3]: the surface and its list.
+_PUT_LIST = f"{_UNLESS_FORGOTTEN} redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) return 1"
+# ARGV[2]: how many plays to keep; then score, member pairs.
+_ADD_PLAYS = f"""{_UNLESS_FORGOTTEN}
+redis.call('ZADD', KEYS[1], unpack(ARGV, 3))
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
+return 1
+"""
 
 
 class RedisStore(OnlineStore):
@@ -40,12 +74,19 @@ class RedisStore(OnlineStore):
         )
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._now = self._client.register_script(_NOW)
+        self._forget = self._client.register_script(_FORGET)
+        self._put_list = self._client.register_script(_PUT_LIST)
+        self._add_plays = self._client.register_script(_ADD_PLAYS)
 
     def _lists(self, user_id: str) -> str:
         return f"{self.prefix}lists:{user_id}"
 
     def _plays(self, user_id: str) -> str:
         return f"{self.prefix}plays:{user_id}"
+
+    def _mark(self, user_id: str) -> str:
+        return f"{self.prefix}forgotten:{digest(user_id)}"
 
     def _call(self, what: str, command: Callable[[], Any]) -> Any:
         if time.monotonic() < self._down_until:
@@ -61,37 +102,46 @@ class RedisStore(OnlineStore):
         rows = iter(lists)
         written = 0
         while chunk := list(islice(rows, WRITE_CHUNK)):
-            # Asked just before the chunk is sent: Redis has no transaction to hold a forget's DEL off meanwhile.
+            asked_at = self._call("reading the time", self._now)
             if skip is not None and (skipped := skip([user for user, _ in chunk])):
                 chunk = [row for row in chunk if row[0] not in skipped]
 
-            def write(chunk: list[tuple[str, bytes]] = chunk) -> None:
+            def write(chunk: list[tuple[str, bytes]] = chunk, asked_at: int = asked_at) -> int:
                 pipe = self._client.pipeline(transaction=False)
                 for user, value in chunk:
-                    pipe.hset(self._lists(user), surface, value)
-                pipe.execute()
+                    self._put_list(keys=[self._lists(user), self._mark(user)], args=[asked_at, surface, value],
+                                   client=pipe)  # fmt: skip
+                return sum(pipe.execute())
 
-            self._call("writing lists", write)
-            written += len(chunk)
+            written += self._call("writing lists", write)
         return written
 
     def get_list(self, surface: str, user_id: str) -> bytes | None:
         return self._call("reading a list", lambda: self._client.hget(self._lists(user_id), surface))
 
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
-        if select is not None:
-            plays = select(list(plays))  # just before they are sent, as in ``put_lists``
         if not plays:
             return
-        by_user: dict[str, dict[bytes, float]] = {}
+        asked_at = self._call("reading the time", self._now)
+        if select is not None:
+            plays = select(list(plays))
+        by_user: dict[str, list[Play]] = {}
         for p in plays:
-            by_user.setdefault(p.user_id, {})[msgspec.msgpack.encode((p.item_id, p.ts, p.skipped))] = p.ts
+            by_user.setdefault(p.user_id, []).append(p)
+        if not by_user:
+            return
+        # Only each listener's newest ``keep`` can stay, so no more are sent: the script's arguments stay bounded.
+        scored = {
+            user: [x for p in sorted(mine, key=lambda p: p.ts)[-self.keep :]
+                   for x in (p.ts, msgspec.msgpack.encode((p.item_id, p.ts, p.skipped)))]
+            for user, mine in by_user.items()
+        }  # fmt: skip
 
         def write() -> None:
             pipe = self._client.pipeline(transaction=False)
-            for user, members in by_user.items():
-                pipe.zadd(self._plays(user), members)
-                pipe.zremrangebyrank(self._plays(user), 0, -(self.keep + 1))
+            for user, args in scored.items():
+                self._add_plays(keys=[self._plays(user), self._mark(user)], args=[asked_at, self.keep, *args],
+                                client=pipe)  # fmt: skip
             pipe.execute()
 
         self._call("adding plays", write)
@@ -105,7 +155,8 @@ class RedisStore(OnlineStore):
         return out
 
     def forget(self, user_id: str) -> None:
-        self._call("forgetting", lambda: self._client.delete(self._lists(user_id), self._plays(user_id)))
+        keys = [self._lists(user_id), self._plays(user_id), self._mark(user_id)]
+        self._call("forgetting", lambda: self._forget(keys=keys, args=[MARK_S]))
 
     def ping(self) -> None:
         self._call("ping", self._client.ping)

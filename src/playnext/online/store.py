@@ -51,8 +51,9 @@ class OnlineStore(ABC):
     def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
         """Store each listener's encoded list for ``surface``, replacing what was there; returns how many were
         written. ``skip`` names the listeners of each chunk not to write (forgotten since the lists' model version
-        was made), asked at the moment the chunk is written: SQLite asks inside its write transaction, so a
-        forget that deletes after it finds the rows, and one that deleted before it was already recorded."""
+        was made), asked at the moment the chunk is written. A forget (``forget``, after the tombstone is
+        recorded) that lands after the question must not be undone by the write: SQLite asks inside its write
+        transaction, which the forget's delete waits for; Redis stops the write with the forget's mark."""
 
     @abstractmethod
     def get_list(self, surface: str, user_id: str) -> bytes | None: ...
