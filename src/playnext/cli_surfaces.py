@@ -27,7 +27,7 @@ def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: s
     from playnext.experiments.ramp import LiveTreatments
     from playnext.models.registry import Registry, RegistryError
     from playnext.online.store import StoreUnavailable, open_store
-    from playnext.privacy.tombstones import Tombstones
+    from playnext.privacy.tombstones import Tombstones, placeholders
     from playnext.surfaces.precomputed import precompute
 
     settings = settings_of(ctx)
@@ -43,7 +43,7 @@ def _run(ctx: typer.Context, surfaces: list[str], day: str | None, version_id: s
         version = registry.load(wanted)
     except RegistryError as exc:
         fail(str(exc))
-    users = len(version.data.users)
+    users = int((~placeholders(version.data.users)).sum())  # a forgotten listener's row is nobody's
     started = time.perf_counter()
     store = open_store(settings)
     try:

@@ -20,7 +20,7 @@ from playnext.events import framing
 from playnext.events.log import event_log_for
 from playnext.events.schema import Event
 from playnext.models.registry import Registry
-from playnext.privacy.tombstones import Tombstones, digest
+from playnext.privacy.tombstones import PLACEHOLDER_PREFIX, Tombstones, digest
 from tests.e2e import env_for, playnext
 
 pytestmark = pytest.mark.slow
@@ -100,7 +100,7 @@ def test_a_forgotten_listener_leaves_no_trace_and_cannot_come_back(tmp_path: Pat
     assert Registry(settings).verify(Registry(settings).current_id())["scrubbed"]
     version = Registry(settings).load(Registry(settings).current_id())
     assert TARGET not in set(version.data.users.tolist()) and OTHER in set(version.data.users.tolist())
-    gone = [i for i, u in enumerate(version.data.users.tolist()) if u.startswith("forgotten-")]
+    gone = [i for i, u in enumerate(version.data.users.tolist()) if u.startswith(PLACEHOLDER_PREFIX)]
     assert len(gone) == 1 and version.data.matrix[gone[0]].nnz == 0 and len(version.data.sequence(gone[0])) == 0
     als = version.recommender.generators["als"]
     assert not als.user_factors_[gone[0]].any() and als.user_factors_[gone[0] - 1].any()

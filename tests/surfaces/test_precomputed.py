@@ -11,7 +11,7 @@ import pytest
 from playnext.experiments.treatment import Treatment
 from playnext.models.registry import ModelVersion
 from playnext.online.local import LocalStore
-from playnext.privacy.tombstones import Tombstones
+from playnext.privacy.tombstones import Tombstones, placeholder_id
 from playnext.surfaces import precomputed
 from playnext.surfaces.daily_mix import MAX_SIZE
 from playnext.surfaces.precomputed import SURFACES, compute, lookup, precompute
@@ -74,6 +74,17 @@ def test_a_listener_forgotten_after_the_version_was_made_is_left_out(
     assert written == {"discover-weekly": 2}
     assert store.get_list("discover-weekly", first) is None
     assert store.get_list("discover-weekly", second) is not None
+
+
+def test_a_scrubbed_listener_row_gets_no_lists(version: ModelVersion, store: LocalStore) -> None:
+    """A forget turns the listener's row of every model version into an anonymous placeholder, which is nobody's:
+    the batch stores nothing under it."""
+    users = version.data.users.astype(object)
+    users[1] = placeholder_id()
+    scrubbed = dataclasses.replace(version, data=dataclasses.replace(version.data, users=users, _user_index=None))
+    assert precompute(scrubbed, store, ["discover-weekly"], DAY, users=[0, 1, 2]) == {"discover-weekly": 2}
+    assert store.list_users("discover-weekly") == sorted([users[0], users[2]])
+    assert precompute(scrubbed, store, ["home"], DAY) == {"home": len(users) - 1}
 
 
 def test_unknown_surfaces_are_refused_before_any_work(version: ModelVersion, store: LocalStore) -> None:

@@ -17,7 +17,6 @@ In order, each step safe to repeat if the previous run died half-way:
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from playnext.events.log_service import AnyLog
 from playnext.lake.table import LakeTable
 from playnext.models.registry import Registry
 from playnext.online.store import OnlineStore
-from playnext.privacy.tombstones import Tombstones
+from playnext.privacy.tombstones import Tombstones, placeholder_id
 
 
 class LogBusy(RuntimeError):
@@ -118,7 +117,7 @@ def scrub_models(settings: Settings, user_id: str, when: str) -> list[str]:
         if user_id not in ids:
             continue
         row = ids.index(user_id)
-        ids[row] = f"forgotten-{secrets.token_hex(8)}"
+        ids[row] = placeholder_id()
         pq.write_table(users.set_column(users.schema.get_field_index("id"), "id", pa.array(ids, pa.string())),
                        users_file)  # fmt: skip
         for npz in sorted(version.rglob("*.npz")):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import time
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
 from playnext.durable import ReadWhenChanged, atomic_write, file_lock
 from playnext.events.schema import Event
@@ -24,6 +26,21 @@ from playnext.online.store import Play
 
 def digest(user_id: str) -> str:
     return hashlib.blake2b(user_id.encode(), digest_size=16, person=b"playnext-forget").hexdigest()
+
+
+# What a forgotten listener's id becomes in a scrubbed model version. It starts with a NUL, which no listener id
+# can hold (ids are printable), so it can never be asked for nor be taken for somebody's, and the batch can tell
+# the row is nobody's and store no lists for it.
+PLACEHOLDER_PREFIX = "\x00forgotten-"
+
+
+def placeholder_id() -> str:
+    return f"{PLACEHOLDER_PREFIX}{secrets.token_hex(8)}"
+
+
+def placeholders(user_ids: np.ndarray) -> np.ndarray:
+    """Which of ``user_ids`` (a model version's listeners) are scrubbed rows."""
+    return np.char.startswith(user_ids.astype(str), PLACEHOLDER_PREFIX)
 
 
 class _File(msgspec.Struct):

@@ -18,7 +18,7 @@ import numpy as np
 from playnext.experiments.treatment import CONTROL, Treatment, Treatments
 from playnext.models.registry import ModelVersion
 from playnext.online.store import OnlineStore, SkipListeners
-from playnext.privacy.tombstones import Tombstones
+from playnext.privacy.tombstones import Tombstones, placeholders
 from playnext.surfaces import daily_mix, discover_weekly, home
 from playnext.surfaces.common import SurfaceList
 
@@ -104,6 +104,7 @@ def precompute(
         if surface not in SURFACES:
             raise ValueError(f"unknown batch surface {surface!r}; known: {', '.join(SURFACES)}")
     rows = np.arange(len(version.data.users)) if users is None else np.asarray(users, dtype=np.int64)
+    rows = rows[~placeholders(version.data.users[rows])]  # scrubbed rows are nobody's: no lists for them
     written = dict.fromkeys(surfaces, 0)
     skip = None if tombstones is None else forgotten_since_made(tombstones, version)
     pool = max(discover_weekly.POOL, daily_mix.POOL, home.POOL)
