@@ -7,8 +7,9 @@ that listeners' apps call on every screen are plain Starlette endpoints already 
 of it: this router matches them first and answers with the same error shape (``errors.error_for``). Everything
 else (admin, models, the dashboard, the docs) falls through to FastAPI unchanged, and so does a request that
 matches a front route's path but not its method, so 405s stay FastAPI's. The request-id, metrics and size-limit
-middleware sit outside this router and see every request; FastAPI's own OpenTelemetry middleware, when someone
-configures it, sees only what falls through (playnext's Prometheus metrics time every route).
+middleware sit outside this router and see every request. FastAPI's native OpenTelemetry, once someone configures
+a provider, also sees every request (it wraps the whole app in ``FastAPI.__call__``), but names only the routes
+that fall through; playnext's Prometheus metrics time every route by its template.
 """
 
 from __future__ import annotations
