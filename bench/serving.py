@@ -1,7 +1,7 @@
 """Requests/s and latency of every surface, beside a bare hello-world route on the same server, in one run.
 
     python bench/serving.py [--users 100000] [--tracks 100000] [--days 7] [--seconds 5] [--concurrency 1 8 32]
-                            [--data DIR] [--workers N]
+                            [--data DIR] [--workers N] [--redis]
 
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS, co-occurrence,
 SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to
@@ -13,14 +13,20 @@ worker), and lean keep-alive clients in this process load each route for ``--sec
 random known listeners. Each cell is compared with the hello-world measured just before and just after it (their
 mean). Every surface request also writes its exposures to the durable log, as in production. ``--data`` keeps the
 world in DIR and reuses it on the next run (the simulation and training take long at full size).
+
+``--redis`` serves with the scaled-out online store (``online.backend = "redis"``): a ``redis-server`` on loopback,
+sharing the machine with the server and the clients as it would share a rack, holding the world's precomputed
+lists copied from its SQLite store (``playnext batch`` writes the same bytes to either store).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,8 +42,11 @@ import itertools
 
 from bench.common import request, world
 from tests.e2e import listening_sockets, playnext
+from tests.redis_server import RedisServer
 
 from playnext.api.app import SERVER
+from playnext.online.redis_store import RedisStore
+from playnext.surfaces.precomputed import SURFACES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +93,26 @@ def wait_until_serving(server: subprocess.Popen[bytes], port: int, workers: int)
     raise RuntimeError("the server was not serving within 15 minutes")
 
 
+def lists_in_redis(data: Path, directory: Path) -> RedisServer:
+    """A ``redis-server`` on loopback holding every list of the world's SQLite store."""
+    started = time.perf_counter()
+    server = RedisServer(directory)
+    store = RedisStore(server.url, timeout_s=30)
+    db = sqlite3.connect(f"file:{data / 'online' / 'online.sqlite3'}?mode=ro", uri=True)
+    try:
+        copied = sum(
+            store.put_lists(surface, ((user, bytes(value)) for user, value in
+                                      db.execute("SELECT user_id, value FROM lists WHERE surface = ?", (surface,))))
+            for surface in SURFACES
+        )  # fmt: skip
+    finally:
+        db.close()
+        store.close()
+    print(f"online store: Redis on loopback, {copied:,} lists copied in {time.perf_counter() - started:.0f} s",
+          flush=True)  # fmt: skip
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
@@ -95,11 +124,16 @@ def main() -> None:
     parser.add_argument("--no-batch", action="store_true", help="reuse the lists a previous run precomputed")
     parser.add_argument("--routes", nargs="+", help="only these routes (hello-world is always measured)")
     parser.add_argument("--workers", type=int, default=1, help="serving processes (playnext serve --workers)")
+    parser.add_argument("--redis", action="store_true", help="serve with the online store in Redis")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         data = args.data or Path(tmp) / "data"
         env = world(data, args.users, args.tracks, args.days, batch=not args.no_batch)
         env["PLAYNEXT_COMPACT_INTERVAL_S"] = "0"
+        if args.redis:
+            redis_server = lists_in_redis(data, Path(tmp))
+            stack.callback(redis_server.stop)
+            env.update(PLAYNEXT_ONLINE__BACKEND="redis", PLAYNEXT_ONLINE__REDIS_URL=redis_server.url)
         key = playnext("keys", "create", "--scope", "read", "--rate", "0", "--quiet", env=env).stdout.strip()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -127,6 +161,13 @@ def main() -> None:
             }  # fmt: skip
             if args.routes:
                 routes = {k: v for k, v in routes.items() if k == "hello-world" or k in args.routes}
+            # The precomputed cells must measure reading the store, not computing on a miss.
+            source = httpx.get(f"http://127.0.0.1:{port}{routes['discover-weekly'][0]}" if "discover-weekly" in routes
+                               else f"http://127.0.0.1:{port}/v1/users/{users[0]}/discover-weekly",
+                               headers={"Authorization": f"Bearer {key}"}, timeout=30).json()["source"]  # fmt: skip
+            if source != "precomputed":
+                raise SystemExit(f"Discover Weekly answered {source!r}, not from the online store: run without "
+                                 "--no-batch")  # fmt: skip
 
             def measure(paths: list[str], c: int) -> tuple[float, list[float]]:
                 asyncio.run(load(port, paths, key, c, 0.5))  # warm up

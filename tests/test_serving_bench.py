@@ -4,6 +4,7 @@ with the hello-world measured around it. Timings are not asserted (see the READM
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,17 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
     )  # fmt: skip
     assert two.returncode == 0, two.stdout + two.stderr
     assert {(m[0], int(m[1])) for m in ROW.findall(two.stdout)} == {("hello-world", 2), ("discover-weekly", 2)}
+    # And with the online store in Redis (``--redis``), every precomputed list copied there.
+    on_redis = subprocess.run(
+        [sys.executable, "bench/serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
+         "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--redis",
+         "--routes", "discover-weekly", "next-track"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert on_redis.returncode == 0, on_redis.stdout + on_redis.stderr
+    copied = re.search(r"online store: Redis on loopback, ([\d,]+) lists copied", on_redis.stdout)
+    with sqlite3.connect(tmp_path / "data" / "online" / "online.sqlite3") as db:
+        stored = db.execute("SELECT count(*) FROM lists").fetchone()[0]
+    assert copied and int(copied[1].replace(",", "")) == stored > 0, on_redis.stdout
+    assert {(m[0], int(m[1])) for m in ROW.findall(on_redis.stdout)} == {
+        ("hello-world", 2), ("discover-weekly", 2), ("next-track", 2)}  # fmt: skip

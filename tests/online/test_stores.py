@@ -3,6 +3,7 @@ one also survives a corrupt file and a second process writing beside it."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -227,11 +228,63 @@ def test_another_process_writes_while_this_one_reads(local: LocalStore) -> None:
     assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_reads_on_the_event_loop_answer_as_the_blocking_ones(store: OnlineStore) -> None:
+    store.put_lists("dw", [("a", b"\x00list")])
+    store.add_plays([Play("a", f"t{i}", float(i), skipped=i == 2) for i in range(5)])
+
+    async def read() -> tuple[bytes | None, bytes | None, list[Play], list[Play]]:
+        try:
+            return (await store.read_list("dw", "a"), await store.read_list("dw", "nobody"),
+                    await store.read_recent_plays("a", 2), await store.read_recent_plays("nobody", 2))  # fmt: skip
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(read()) == (b"\x00list", None, store.recent_plays("a", 2), [])
+
+
+def test_a_stalled_redis_never_holds_the_event_loop(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A request awaits Redis's answer: the loop serves everything else meanwhile, and the read gives up after
+    ``timeout_s``."""
+    import os
+    import signal
+    import time
+
+    store = RedisStore(redis_server.url, prefix="test:", timeout_s=0.3, cooldown_s=0.3)
+    store.put_lists("dw", [("a", b"1")])
+
+    async def read_while_stalled() -> tuple[float, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        assert await store.read_list("dw", "a") == b"1"  # the loop's connection is open
+        ticker = asyncio.create_task(tick())
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            with pytest.raises(StoreUnavailable, match="Timeout"):
+                await store.read_list("dw", "a")
+            return time.monotonic() - started, ticks
+        finally:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+            ticker.cancel()
+            await store.aclose()
+
+    waited, ticks = asyncio.run(read_while_stalled())
+    assert 0.25 < waited < 1.0 and ticks >= 10
+
+
 def test_a_redis_that_goes_away_fails_fast_and_comes_back_by_itself(redis_server) -> None:  # type: ignore[no-untyped-def]
     import time
 
     store = RedisStore(redis_server.url, prefix="test:", timeout_s=0.2, cooldown_s=0.3)
     store.put_lists("dw", [("a", b"1")])
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(store.read_list("dw", "a")) == b"1"  # a connection the restart will break
     redis_server.stop()
     with pytest.raises(StoreUnavailable, match="Redis at"):
         store.get_list("dw", "a")
@@ -241,10 +294,12 @@ def test_a_redis_that_goes_away_fails_fast_and_comes_back_by_itself(redis_server
     assert time.monotonic() - started < 0.05
     redis_server.start()  # a fresh, empty server on the same port
     time.sleep(0.35)
+    assert loop.run_until_complete(store.read_list("dw", "a")) is None  # not an error on the broken connection
     assert store.get_list("dw", "a") is None
     store.put_lists("dw", [("a", b"2")])
-    assert store.get_list("dw", "a") == b"2"
-    store.close()
+    assert store.get_list("dw", "a") == b"2" == loop.run_until_complete(store.read_list("dw", "a"))
+    loop.run_until_complete(store.aclose())
+    loop.close()
 
 
 def test_a_store_of_the_earlier_layout_is_converted_once_and_keeps_every_list(tmp_path: Path) -> None:

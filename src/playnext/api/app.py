@@ -93,7 +93,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
             app.state.surface_threads.shutdown()
             if owned:
                 app.state.event_log.close()
-            app.state.store.close()
+            await app.state.store.aclose()
 
     app = PlaynextApp(
         title="playnext",

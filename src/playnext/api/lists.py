@@ -58,10 +58,9 @@ async def lists_for(
     state = request.app.state
     store: OnlineStore = state.store
     try:
-        if store.remote:
-            found = await asyncio.to_thread(precomputed.lookup, store, version, surface, user_id, day, treatment)
-            return found, "precomputed"
-        return precomputed.lookup(store, version, surface, user_id, day, treatment), "precomputed"
+        return precomputed.current(await store.read_list(surface, user_id), version, surface, day, treatment), (
+            "precomputed"
+        )
     except LookupError:
         pass
     except StoreUnavailable as exc:

@@ -15,6 +15,11 @@ a listener forgotten since: the forget either happened before the question (the 
 (the mark stops the write) or after the write (its ``DEL`` removes it). The forget itself is a script too, so its
 mark and its ``DEL`` are one step.
 
+Requests read on the event loop through ``redis.asyncio`` (one client per loop), so a read costs no thread hop:
+through a worker thread, a precomputed surface answered 1,840-2,180 requests/s at 8 connections on this machine,
+against 4,180-4,240 awaited on the loop (Discover Weekly from a Redis on loopback). Writes (batch, sessions,
+forgets) run off the loop already and use the blocking client.
+
 A request must never stall on a Redis that is gone: commands time out after ``timeout_s``, and after a failure the
 store answers ``StoreUnavailable`` at once for ``cooldown_s`` (surfaces then degrade, see ``api.lists``) before it
 tries Redis again, so service recovers by itself within a cooldown of Redis coming back.
@@ -22,14 +27,19 @@ tries Redis again, so service recovers by itself within a cooldown of Redis comi
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
 import msgspec
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from playnext.online.store import OnlineStore, Play, SelectPlays, SkipListeners, StoreUnavailable
@@ -62,16 +72,15 @@ return 1
 
 
 class RedisStore(OnlineStore):
-    remote = True
-
     def __init__(
         self, url: str, *, keep: int = 100, prefix: str = "playnext:", timeout_s: float = 0.25,
         cooldown_s: float = 1.0,
     ) -> None:  # fmt: skip
         self.url, self.keep, self.prefix, self.cooldown_s = url, keep, prefix, cooldown_s
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
-        )
+        self._options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry_on_timeout": False}
+        self._client = redis.Redis.from_url(url, **self._options)
+        # An asyncio client's connections belong to the loop that opened them.
+        self._async: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._down_until = 0.0
         self._lock = threading.Lock()
         self._now = self._client.register_script(_NOW)
@@ -88,15 +97,37 @@ class RedisStore(OnlineStore):
     def _mark(self, user_id: str) -> str:
         return f"{self.prefix}forgotten:{digest(user_id)}"
 
-    def _call(self, what: str, command: Callable[[], Any]) -> Any:
+    def _check_cooldown(self) -> None:
         if time.monotonic() < self._down_until:
             raise StoreUnavailable(f"Redis at {self.url} failed moments ago; retrying after the cooldown")
+
+    def _failed(self, what: str, exc: Exception) -> StoreUnavailable:
+        with self._lock:
+            self._down_until = time.monotonic() + self.cooldown_s
+        return StoreUnavailable(f"Redis at {self.url}: {what}: {exc}")
+
+    def _call(self, what: str, command: Callable[[], Any]) -> Any:
+        self._check_cooldown()
         try:
             return command()
         except RedisError as exc:
-            with self._lock:
-                self._down_until = time.monotonic() + self.cooldown_s
-            raise StoreUnavailable(f"Redis at {self.url}: {what}: {exc}") from exc
+            raise self._failed(what, exc) from exc
+
+    async def _acall(self, what: str, command: Callable[[redis.asyncio.Redis], Awaitable[Any]]) -> Any:
+        self._check_cooldown()
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            # One retry on a broken connection, at once: unlike the blocking client's pool, the asyncio one hands
+            # out a connection Redis closed (a restart) without noticing, and the read would fail on it. Not on a
+            # timeout: a slow Redis costs a request ``timeout_s`` once, not twice.
+            client = self._async[loop] = redis.asyncio.Redis.from_url(
+                self.url, **self._options, retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError]
+            )
+        try:
+            return await command(client)
+        except RedisError as exc:
+            raise self._failed(what, exc) from exc
 
     def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
         rows = iter(lists)
@@ -118,6 +149,9 @@ class RedisStore(OnlineStore):
 
     def get_list(self, surface: str, user_id: str) -> bytes | None:
         return self._call("reading a list", lambda: self._client.hget(self._lists(user_id), surface))
+
+    async def read_list(self, surface: str, user_id: str) -> bytes | None:
+        return await self._acall("reading a list", lambda client: client.hget(self._lists(user_id), surface))
 
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
         if not plays:
@@ -148,11 +182,11 @@ class RedisStore(OnlineStore):
 
     def recent_plays(self, user_id: str, limit: int) -> list[Play]:
         members = self._call("reading plays", lambda: self._client.zrange(self._plays(user_id), -limit, -1))
-        out = []
-        for member in members:
-            item, ts, skipped = msgspec.msgpack.decode(member)
-            out.append(Play(user_id, item, float(ts), bool(skipped)))
-        return out
+        return _plays(user_id, members)
+
+    async def read_recent_plays(self, user_id: str, limit: int) -> list[Play]:
+        members = await self._acall("reading plays", lambda client: client.zrange(self._plays(user_id), -limit, -1))
+        return _plays(user_id, members)
 
     def forget(self, user_id: str) -> None:
         keys = [self._lists(user_id), self._plays(user_id), self._mark(user_id)]
@@ -163,3 +197,17 @@ class RedisStore(OnlineStore):
 
     def close(self) -> None:
         self._client.close()
+
+    async def aclose(self) -> None:
+        client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+
+def _plays(user_id: str, members: list[bytes]) -> list[Play]:
+    out = []
+    for member in members:
+        item, ts, skipped = msgspec.msgpack.decode(member)
+        out.append(Play(user_id, item, float(ts), bool(skipped)))
+    return out

@@ -43,10 +43,6 @@ SelectPlays = Callable[[list[Play]], list[Play]]
 
 
 class OnlineStore(ABC):
-    # A store across the network is read from a worker thread, so that a slow or dead server never holds the event
-    # loop; an in-process one (microseconds a read) is read in place.
-    remote: bool = False
-
     @abstractmethod
     def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
         """Store each listener's encoded list for ``surface``, replacing what was there; returns how many were
@@ -58,6 +54,11 @@ class OnlineStore(ABC):
     @abstractmethod
     def get_list(self, surface: str, user_id: str) -> bytes | None: ...
 
+    async def read_list(self, surface: str, user_id: str) -> bytes | None:
+        """``get_list`` for a request on the event loop. An in-process store answers in microseconds, in place; a
+        store across the network awaits its answer, so a slow or dead server never holds the loop."""
+        return self.get_list(surface, user_id)
+
     @abstractmethod
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
         """Append plays; each listener keeps only their newest ``keep`` plays. ``select`` picks the plays to write
@@ -67,6 +68,10 @@ class OnlineStore(ABC):
     @abstractmethod
     def recent_plays(self, user_id: str, limit: int) -> list[Play]:
         """The listener's newest plays, oldest first."""
+
+    async def read_recent_plays(self, user_id: str, limit: int) -> list[Play]:
+        """``recent_plays`` for a request on the event loop, as ``read_list``."""
+        return self.recent_plays(user_id, limit)
 
     @abstractmethod
     def forget(self, user_id: str) -> None:
@@ -78,6 +83,10 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """``close``, from the event loop the ``read_…`` calls ran on (a server's shutdown)."""
+        self.close()
 
 
 def open_store(settings: Settings) -> OnlineStore:

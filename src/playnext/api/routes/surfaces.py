@@ -338,10 +338,7 @@ async def _live_session(request: Request, user: str) -> tuple[list[str], list[st
     settings, store = request.app.state.settings, request.app.state.store
     await request.app.state.session_feed.settled()  # every acknowledged play is in the session
     try:
-        if store.remote:
-            plays = await asyncio.to_thread(store.recent_plays, user, settings.online.recent_plays)
-        else:
-            plays = store.recent_plays(user, settings.online.recent_plays)
+        plays = await store.read_recent_plays(user, settings.online.recent_plays)
     except StoreUnavailable as exc:
         request.app.state.metrics.store_errors.labels("recent_plays").inc()
         log.warning("online store unavailable, next track without the live session: %s", exc)
