@@ -16,9 +16,9 @@ a listener forgotten since: the forget either happened before the question (the 
 mark and its ``DEL`` are one step.
 
 Requests read on the event loop through ``redis.asyncio`` (one client per loop), so a read costs no thread hop:
-through a worker thread, a precomputed surface answered 1,840-2,180 requests/s at 8 connections on this machine,
-against 4,180-4,240 awaited on the loop (Discover Weekly from a Redis on loopback). Writes (batch, sessions,
-forgets) run off the loop already and use the blocking client.
+with a worker thread per read, Discover Weekly answered 1,981 and 2,038 requests/s at 8 connections on this
+machine, awaited on the loop 3,822 and 2,838 (``bench/serving.py --redis``, two runs each, Redis on loopback).
+Writes (batch, sessions, forgets) run off the loop already and use the blocking client.
 
 A request must never stall on a Redis that is gone: commands time out after ``timeout_s``, and after a failure the
 store answers ``StoreUnavailable`` at once for ``cooldown_s`` (surfaces then degrade, see ``api.lists``) before it
