@@ -8,15 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from playnext.experiments.treatment import Treatment
+from playnext.experiments.treatment import CONTROL, Treatment
 from playnext.models.registry import ModelVersion
 from playnext.online.local import LocalStore
 from playnext.privacy.tombstones import Tombstones, placeholder_id
 from playnext.surfaces import precomputed
+from playnext.surfaces.common import SurfaceList
 from playnext.surfaces.daily_mix import MAX_SIZE
-from playnext.surfaces.precomputed import SURFACES, compute, lookup, precompute
+from playnext.surfaces.precomputed import SURFACES, compute, current, precompute
 
 DAY = dt.date(2026, 11, 25)  # a Wednesday of ISO week 48
+
+
+def lookup(store: LocalStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
+           treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
+    """What serving reads: the stored value, when current."""
+    return current(store.get_list(surface, user_id), version, surface, day, treatment)
 
 
 @pytest.fixture

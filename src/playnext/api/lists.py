@@ -58,9 +58,8 @@ async def lists_for(
     state = request.app.state
     store: OnlineStore = state.store
     try:
-        return precomputed.current(await store.read_list(surface, user_id), version, surface, day, treatment), (
-            "precomputed"
-        )
+        found = precomputed.current(await store.read_list(surface, user_id), version, surface, day, treatment)
+        return found, "precomputed"
     except LookupError:
         pass
     except StoreUnavailable as exc:

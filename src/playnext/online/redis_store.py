@@ -48,11 +48,9 @@ from playnext.privacy.tombstones import digest
 WRITE_CHUNK = 1_000  # commands per pipeline round trip in bulk writes
 MARK_S = 3_600  # how long a forget's mark is kept: far longer than one chunk's question and write
 
-# Redis time in microseconds: one clock for the forget marks and the writes, whatever the hosts' clocks say.
-_NOW = "local t = redis.call('TIME') return t[1] * 1000000 + t[2]"
 # KEYS: the listener's lists, plays and forget mark; ARGV[1]: how long the mark is kept.
 _FORGET = """
-local t = redis.call('TIME')
+local t = redis.call('TIME')  -- in microseconds, as ``RedisStore._now``
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], t[1] * 1000000 + t[2], 'EX', ARGV[1])
 """
@@ -83,7 +81,6 @@ class RedisStore(OnlineStore):
         self._async: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._down_until = 0.0
         self._lock = threading.Lock()
-        self._now = self._client.register_script(_NOW)
         self._forget = self._client.register_script(_FORGET)
         self._put_list = self._client.register_script(_PUT_LIST)
         self._add_plays = self._client.register_script(_ADD_PLAYS)
@@ -96,6 +93,11 @@ class RedisStore(OnlineStore):
 
     def _mark(self, user_id: str) -> str:
         return f"{self.prefix}forgotten:{digest(user_id)}"
+
+    def _now(self) -> int:
+        """Redis's time in microseconds: one clock for the forget marks and the writes, whatever the hosts' say."""
+        seconds, micros = self._call("reading the time", self._client.time)
+        return seconds * 1_000_000 + micros
 
     def _check_cooldown(self) -> None:
         if time.monotonic() < self._down_until:
@@ -133,7 +135,7 @@ class RedisStore(OnlineStore):
         rows = iter(lists)
         written = 0
         while chunk := list(islice(rows, WRITE_CHUNK)):
-            asked_at = self._call("reading the time", self._now)
+            asked_at = self._now()
             if skip is not None and (skipped := skip([user for user, _ in chunk])):
                 chunk = [row for row in chunk if row[0] not in skipped]
 
@@ -156,7 +158,7 @@ class RedisStore(OnlineStore):
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
         if not plays:
             return
-        asked_at = self._call("reading the time", self._now)
+        asked_at = self._now()
         if select is not None:
             plays = select(list(plays))
         by_user: dict[str, list[Play]] = {}

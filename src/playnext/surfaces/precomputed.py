@@ -47,12 +47,6 @@ def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[Surfac
     return _encoder.encode(Stored(version.id, valid_for(surface, day), lists, treatment.key(surface)))
 
 
-def lookup(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
-           treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
-    """The listener's stored lists when current (``current``)."""
-    return current(store.get_list(surface, user_id), version, surface, day, treatment)
-
-
 def current(blob: bytes | None, version: ModelVersion, surface: str, day: dt.date,
             treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
     """The lists a stored value holds when they are current (this version, this week, the listener's experiment
