@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from playnext.models.sequence import SASRec
 from tests.models.small import two_tastes
 
 
-def test_the_numpy_last_state_equals_pytorchs_forward_pass() -> None:
+@pytest.mark.parametrize("blocks", [1, 2, 3])  # the last layer, computed for the last position only, is also the first
+def test_the_numpy_last_state_equals_pytorchs_forward_pass(blocks: int) -> None:
     data = two_tastes(n_users=30, n_items=40)
-    model = SASRec(dim=16, max_len=12, blocks=2, heads=2, epochs=1, min_steps=20, threads=1).fit(data)
+    model = SASRec(dim=16, max_len=12, blocks=blocks, heads=2, epochs=1, min_steps=20, threads=1).fit(data)
     rng = np.random.default_rng(0)
     for length in (1, 5, 12, 30):  # shorter than, equal to and longer than max_len
         sequence = rng.integers(0, data.n_items, size=length)

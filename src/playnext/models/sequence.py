@@ -183,70 +183,92 @@ class SASRec(VectorModel):
         self._last_state = None
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    # Sums times 1/d rather than ``mean``: on a request's few rows NumPy's ``mean`` wrapper cost more than the math.
-    scale = np.float32(1.0 / x.shape[-1])
-    centred = x - x.sum(axis=-1, keepdims=True) * scale
-    var = np.square(centred).sum(axis=-1, keepdims=True) * scale
-    return centred / np.sqrt(var + np.float32(eps)) * weight + bias
+def _normed(x: np.ndarray, scale: np.float32, eps: np.float32) -> np.ndarray:
+    """LayerNorm without its affine (folded into the map after it). Sums times 1/d rather than ``mean``: on a
+    request's few rows NumPy's ``mean`` wrapper cost more than the math."""
+    centred = x - np.add.reduce(x, axis=-1, keepdims=True) * scale
+    return centred / np.sqrt(np.add.reduce(centred * centred, axis=-1, keepdims=True) * scale + eps)
 
 
 class LastState:
     """SASRec's encoder for one padded sequence, in NumPy, returning only the last position's state: the
     pre-norm Transformer layers of ``torch.nn.TransformerEncoderLayer(norm_first=True)`` with a causal mask,
-    ReLU feed-forward and the final LayerNorm. The last layer computes its attention for the last position only,
-    since nothing else is read. A test holds it to PyTorch's output."""
+    ReLU feed-forward and the final LayerNorm. A test holds it to PyTorch's output.
+
+    A request's forward pass is a few dozen small products, so both the arithmetic and the number of NumPy calls
+    count. Done once, not per request: the embedding scale is folded into the item table, the attention's
+    1/sqrt(head dim) into the query projection, each LayerNorm's affine into the linear map after it. The last
+    layer computes its query, attention and feed-forward for the last position only (keys and values still for
+    every position), since nothing else is read."""
 
     def __init__(self, state: dict, heads: int) -> None:  # type: ignore[type-arg]
-        w = {k: v.detach().numpy().astype(np.float32) for k, v in state.items() if k != "causal"}
+        w = {k: v.detach().numpy().astype(np.float64) for k, v in state.items() if k != "causal"}
         self.heads = heads
-        self.dim = w["item.weight"].shape[1]
-        # Constants folded in once, not per request: the embedding scale into the item table, the attention's
-        # 1/sqrt(head dim) into the query projection, causal masks per length on first use.
-        self.item, self.position = w["item.weight"] * np.float32(math.sqrt(self.dim)), w["position.weight"]
-        self.norm = (w["norm.weight"], w["norm.bias"])
+        self.dim = d = w["item.weight"].shape[1]
+        self.scale, self.eps = np.float32(1.0 / d), np.float32(1e-5)
+        self.item = _f32(w["item.weight"] * math.sqrt(d))
+        self.position = _f32(w["position.weight"])
+        self.norm = (_f32(w["norm.weight"]), _f32(w["norm.bias"]))
         self._masks: dict[int, np.ndarray] = {}
-        query = np.ones(3 * self.dim, np.float32)
-        query[: self.dim] = 1 / math.sqrt(self.dim // heads)
+        query = np.ones(3 * d)
+        query[:d] = 1 / math.sqrt(d // heads)
         self.layers = []
         n = 0
         while f"encoder.layers.{n}.linear1.weight" in w:
             p = f"encoder.layers.{n}."
+            in_w, in_b = _fold(w[p + "norm1.weight"], w[p + "norm1.bias"], w[p + "self_attn.in_proj_weight"].T * query,
+                               w[p + "self_attn.in_proj_bias"] * query)  # fmt: skip
+            l1_w, l1_b = _fold(w[p + "norm2.weight"], w[p + "norm2.bias"], w[p + "linear1.weight"].T,
+                               w[p + "linear1.bias"])  # fmt: skip
             self.layers.append({
-                "in_w": (w[p + "self_attn.in_proj_weight"].T * query).copy(),
-                "in_b": w[p + "self_attn.in_proj_bias"] * query,
-                "out_w": w[p + "self_attn.out_proj.weight"].T.copy(), "out_b": w[p + "self_attn.out_proj.bias"],
-                "l1_w": w[p + "linear1.weight"].T.copy(), "l1_b": w[p + "linear1.bias"],
-                "l2_w": w[p + "linear2.weight"].T.copy(), "l2_b": w[p + "linear2.bias"],
-                "n1": (w[p + "norm1.weight"], w[p + "norm1.bias"]), "n2": (w[p + "norm2.weight"], w[p + "norm2.bias"]),
+                "in_w": _f32(in_w), "in_b": _f32(in_b),
+                "q_w": _f32(in_w[:, :d]), "q_b": _f32(in_b[:d]), "kv_w": _f32(in_w[:, d:]), "kv_b": _f32(in_b[d:]),
+                "out_w": _f32(w[p + "self_attn.out_proj.weight"].T), "out_b": _f32(w[p + "self_attn.out_proj.bias"]),
+                "l1_w": _f32(l1_w), "l1_b": _f32(l1_b),
+                "l2_w": _f32(w[p + "linear2.weight"].T), "l2_b": _f32(w[p + "linear2.bias"]),
             })  # fmt: skip
             n += 1
 
     def __call__(self, seq: np.ndarray) -> np.ndarray:
+        """``seq``: item indexes + 1, left-padded with 0 (so the padding is a prefix)."""
         length, d, h = len(seq), self.dim, self.heads
-        keep = (seq > 0)[:, None].astype(np.float32)
-        x = (self.item[seq] + self.position[:length]) * keep
+        hd, scale, eps = d // h, self.scale, self.eps
+        pad = length - int(np.count_nonzero(seq))
+        if pad == length:
+            return np.zeros(d, np.float32)
+        x = self.item[seq]  # row 0 (padding) is zero, so padded positions carry nothing, as in PyTorch
+        x[pad:] += self.position[pad:length]
         causal = self._masks.get(length)
         if causal is None:
             causal = self._masks[length] = np.triu(np.full((length, length), -np.inf, np.float32), 1)
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            last_only = i == len(self.layers) - 1
-            y = _layer_norm(x, *layer["n1"])
-            qkv = y @ layer["in_w"] + layer["in_b"]
-            q, k, v = qkv[:, :d], qkv[:, d : 2 * d], qkv[:, 2 * d :]
-            if last_only:
-                q, mask, rows = q[-1:], causal[-1:], x[-1:]
+            y = _normed(x, scale, eps)
+            if i == last:
+                kv = (y @ layer["kv_w"] + layer["kv_b"]).reshape(length, 2 * h, hd).transpose(1, 0, 2)
+                q = (y[-1:] @ layer["q_w"] + layer["q_b"]).reshape(1, h, hd).transpose(1, 0, 2)
+                k, v, mask, x = kv[:h], kv[h:], causal[-1:], x[-1:]
             else:
-                mask, rows = causal, x
-            hd = d // h
-            qh = q.reshape(len(q), h, hd).transpose(1, 0, 2)
-            kh = k.reshape(length, h, hd).transpose(1, 2, 0)
-            vh = v.reshape(length, h, hd).transpose(1, 0, 2)
-            scores = qh @ kh + mask
-            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-            attended = (scores / scores.sum(axis=-1, keepdims=True)) @ vh
-            attended = attended.transpose(1, 0, 2).reshape(len(q), d)
-            x = rows + attended @ layer["out_w"] + layer["out_b"]
-            y = _layer_norm(x, *layer["n2"])
-            x = x + np.maximum(y @ layer["l1_w"] + layer["l1_b"], 0.0) @ layer["l2_w"] + layer["l2_b"]
-        return (_layer_norm(x, *self.norm) * keep[-1:])[-1].astype(np.float32)
+                qkv = (y @ layer["in_w"] + layer["in_b"]).reshape(length, 3 * h, hd).transpose(1, 0, 2)
+                q, k, v, mask = qkv[:h], qkv[h : 2 * h], qkv[2 * h :], causal
+            scores = q @ k.transpose(0, 2, 1) + mask
+            scores = np.exp(scores - np.maximum.reduce(scores, axis=2, keepdims=True))
+            scores /= np.add.reduce(scores, axis=2, keepdims=True)
+            attended = (scores @ v).transpose(1, 0, 2).reshape(len(x), d)
+            x = x + attended @ layer["out_w"] + layer["out_b"]
+            hidden = _normed(x, scale, eps) @ layer["l1_w"] + layer["l1_b"]
+            x = x + np.maximum(hidden, 0.0, out=hidden) @ layer["l2_w"] + layer["l2_b"]
+        weight, bias = self.norm
+        return (_normed(x[-1], scale, eps) * weight + bias).astype(np.float32)
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _fold(
+    norm_w: np.ndarray, norm_b: np.ndarray, lin_w: np.ndarray, lin_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """LayerNorm's affine folded into the linear map after it (in float64): (n * w + b) @ W + c =
+    n @ (w[:, None] * W) + (b @ W + c)."""
+    return norm_w[:, None] * lin_w, norm_b @ lin_w + lin_b
