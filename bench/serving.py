@@ -1,7 +1,7 @@
 """Requests/s and latency of every surface, beside a bare hello-world route on the same server, in one run.
 
     python bench/serving.py [--users 100000] [--tracks 100000] [--days 7] [--seconds 5] [--concurrency 1 8 32]
-                            [--data DIR] [--workers N] [--redis]
+                            [--data DIR] [--workers N] [--clients K] [--redis]
 
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS, co-occurrence,
 SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to
@@ -9,10 +9,12 @@ keep the training short: serving costs the same) and promoted, and ``playnext ba
 Weekly, Daily Mix and Home's shelves for every listener; then ``uvicorn bench.serving_app:one_process_app``
 (playnext's app plus ``GET /hello``, with ``playnext serve``'s options: ``api.app.SERVER``) serves it in one process
 (``--workers N``: ``python -m bench.serving_app``, as ``playnext serve --workers N`` would, the hello-world in every
-worker), and lean keep-alive clients in this process load each route for ``--seconds`` at each concurrency, with
-random known listeners. Each cell is compared with the hello-world measured just before and just after it (their
-mean). Every surface request also writes its exposures to the durable log, as in production. ``--data`` keeps the
-world in DIR and reuses it on the next run (the simulation and training take long at full size).
+worker), and lean keep-alive clients in this process (``--clients K``: spread over K processes, for a machine
+with cores to spare, where one client process would be the bottleneck) load each route for ``--seconds`` at each
+concurrency, with random known listeners. Each cell is compared with the hello-world measured just before and just
+after it (their mean). Every surface request also writes its exposures to the durable log, as in production.
+``--data`` keeps the world in DIR and reuses it on the next run (the simulation and training take long at full
+size).
 
 ``--redis`` serves with the scaled-out online store (``online.backend = "redis"``): a ``redis-server`` on loopback,
 sharing the machine with the server and the clients as it would share a rack, holding the world's precomputed
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -51,9 +54,13 @@ from playnext.surfaces.precomputed import SURFACES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def load(port: int, paths: list[str], key: str, concurrency: int, seconds: float) -> tuple[float, list[float]]:
+async def load(port: int, paths: list[str], key: str, concurrency: int, seconds: float,
+               start_at: float | None = None) -> tuple[float, list[float]]:  # fmt: skip
+    """``start_at``: a ``time.time()`` to begin at, so that several client processes load the server together."""
     headers = f"Authorization: Bearer {key}\r\n"
     latencies: list[float] = []
+    if start_at is not None:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
     deadline = time.perf_counter() + seconds
 
     async def client(c: int) -> None:
@@ -72,6 +79,24 @@ async def load(port: int, paths: list[str], key: str, concurrency: int, seconds:
     start = time.perf_counter()
     await asyncio.gather(*(client(c) for c in range(concurrency)))
     return len(latencies) / (time.perf_counter() - start), latencies
+
+
+def _load_in_process(port: int, paths: list[str], key: str, concurrency: int, seconds: float,
+                     start_at: float) -> tuple[float, list[float]]:  # fmt: skip
+    return asyncio.run(load(port, paths, key, concurrency, seconds, start_at))
+
+
+def spread(port: int, paths: list[str], key: str, concurrency: int, seconds: float,
+           pool: ProcessPoolExecutor | None, clients: int) -> tuple[float, list[float]]:  # fmt: skip
+    """``concurrency`` connections over ``clients`` processes of ``pool`` (this process without one), so that on a
+    machine with cores to spare the server, not a single client process, is what the figures measure."""
+    if pool is None:
+        return asyncio.run(load(port, paths, key, concurrency, seconds))
+    share = [concurrency // clients + (i < concurrency % clients) for i in range(clients)]
+    start_at = time.time() + 0.2  # every process connected and waiting
+    parts = [pool.submit(_load_in_process, port, paths, key, n, seconds, start_at) for n in share if n]
+    results = [part.result() for part in parts]
+    return sum(rate for rate, _ in results), [x for _, lat in results for x in lat]
 
 
 def wait_until_serving(server: subprocess.Popen[bytes], port: int, workers: int) -> None:
@@ -125,6 +150,7 @@ def main() -> None:
     parser.add_argument("--routes", nargs="+", help="only these routes (hello-world is always measured)")
     parser.add_argument("--workers", type=int, default=1, help="serving processes (playnext serve --workers)")
     parser.add_argument("--redis", action="store_true", help="serve with the online store in Redis")
+    parser.add_argument("--clients", type=int, default=1, help="client processes to spread the connections over")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         data = args.data or Path(tmp) / "data"
@@ -172,9 +198,11 @@ def main() -> None:
                 raise SystemExit(f"Discover Weekly answered {sorted(sources)}, not from the online store: run "
                                  "without --no-batch")  # fmt: skip
 
+            pool = stack.enter_context(ProcessPoolExecutor(args.clients)) if args.clients > 1 else None
+
             def measure(paths: list[str], c: int) -> tuple[float, list[float]]:
-                asyncio.run(load(port, paths, key, c, 0.5))  # warm up
-                return asyncio.run(load(port, paths, key, c, args.seconds))
+                spread(port, paths, key, c, 0.5, pool, args.clients)  # warm up
+                return spread(port, paths, key, c, args.seconds, pool, args.clients)
 
             print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'hello req/s':>12} "
                   f"{'× hello':>8}")  # fmt: skip

@@ -32,10 +32,11 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
         assert float(ratio) == pytest.approx(rate / hello, abs=0.002), route
         if route == "hello-world":
             assert float(ratio) == 1.0
-    # The same world served by two workers (``python -m bench.serving_app``, as ``playnext serve --workers 2``).
+    # The same world served by two workers (``python -m bench.serving_app``, as ``playnext serve --workers 2``),
+    # loaded by two client processes.
     two = subprocess.run(
         [sys.executable, "bench/serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
-         "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--workers", "2",
+         "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--workers", "2", "--clients", "2",
          "--routes", "discover-weekly"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
