@@ -236,7 +236,8 @@ class LastState:
         pad = length - int(np.count_nonzero(seq))
         if pad == length:
             return np.zeros(d, np.float32)
-        x = self.item[seq]  # row 0 (padding) is zero, so padded positions carry nothing, as in PyTorch
+        x = self.item[seq]
+        x[:pad] = 0.0  # padded positions carry nothing, as in PyTorch's forward pass
         x[pad:] += self.position[pad:length]
         causal = self._masks.get(length)
         if causal is None:
