@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from playnext.surfaces.next_track import RECENT_HISTORY, next_tracks
+import numpy as np
+
+from playnext.surfaces.next_track import (
+    POOL,
+    RECENT_HISTORY,
+    SEQUENCE_EF,
+    Search,
+    _sequence_candidates,
+    next_tracks,
+    served,
+)
 from tests.surfaces.conftest import rock
 
 
@@ -48,6 +58,15 @@ def test_an_indexed_sequence_model_proposes_what_exact_scoring_does(version) -> 
         exact = [p.item_id for p in next_tracks(version, user, track, [], n=10).items]
         approx = [p.item_id for p in next_tracks(indexed, user, track, [], n=10).items]
         assert len(set(exact) & set(approx)) >= 8, (user, exact, approx)
+    # A search of the index's whole breadth or an exact one (``bench/next_track.py`` weighs them) are asked per call.
+    assert served(indexed) == Search(POOL // 2, SEQUENCE_EF) and served(version) == Search(POOL, None)
+    exact_search = [p.item_id for p in next_tracks(indexed, "u0", "t4", [], n=10, search=Search(POOL, None)).items]
+    assert exact_search == [p.item_id for p in next_tracks(version, "u0", "t4", [], n=10).items]
+    sequence = version.data.sequence(0)
+    assert len(_sequence_candidates(indexed, sequence, None)[0]) > 7  # the served search: every indexed item here
+    items, model, vector = _sequence_candidates(indexed, sequence, Search(7, None))
+    assert sorted(items.tolist()) == sorted(np.argsort(-(model.item_factors_ @ vector))[:7].tolist())
+    assert 0 < len(_sequence_candidates(indexed, sequence, Search(7, 50))[0]) <= 7
 
 
 def test_an_unknown_current_track_keeps_every_track_proposable(version) -> None:

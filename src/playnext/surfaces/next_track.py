@@ -13,6 +13,8 @@ unknown listener fall back to segment popularity.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from playnext.index.ann import AnnIndexed
@@ -41,17 +43,35 @@ def _sequence_model(version: ModelVersion) -> tuple[SASRec, AnnIndexed | None] |
     return version.derive("next_track_sequence_model", find)
 
 
-def _sequence_candidates(version: ModelVersion, sequence: np.ndarray) -> tuple[np.ndarray, SASRec, np.ndarray] | None:
+@dataclass(frozen=True)
+class Search:
+    """How SASRec's continuations are found: the best ``k``, from the version's voyager index searched with breadth
+    ``ef``, or exactly over every item when ``ef`` is None (or the version has no index). Served: ``served``;
+    ``bench/next_track.py`` weighs others against it on listeners' real next plays."""
+
+    k: int
+    ef: int | None
+
+
+def served(version: ModelVersion) -> Search:
+    found = _sequence_model(version)
+    return Search(POOL // 2, SEQUENCE_EF) if found is not None and found[1] is not None else Search(POOL, None)
+
+
+def _sequence_candidates(
+    version: ModelVersion, sequence: np.ndarray, search: Search | None
+) -> tuple[np.ndarray, SASRec, np.ndarray] | None:
     """(SASRec's best continuations, the model, the sequence's vector), or None without SASRec or a sequence."""
     found = _sequence_model(version)
     if found is None or not len(sequence):
         return None
     model, indexed = found
+    search = search or served(version)
     vector = model.sequence_vectors([sequence])
-    if indexed is not None:
-        items = indexed.index_.query(vector, POOL // 2, ef=SEQUENCE_EF)[0][0]
+    if indexed is not None and search.ef is not None:
+        items = indexed.index_.query(vector, search.k, ef=search.ef)[0][0]
     else:
-        items = top_n(vector @ model.item_factors_.T, POOL).items[0]
+        items = top_n(vector @ model.item_factors_.T, search.k).items[0]
     return items[items >= 0], model, vector[0]
 
 
@@ -108,17 +128,18 @@ def _neighbours(version: ModelVersion, current: int) -> tuple[np.ndarray, np.nda
 
 def next_tracks(
     version: ModelVersion, user_id: str, current: str, recent: list[str], *, n: int = 20, country: str | None = None,
-    never: list[str] | None = None,
+    never: list[str] | None = None, search: Search | None = None,
 ) -> SurfaceList:  # fmt: skip
     """``recent``: the session's plays, oldest first (the model reads them); ``never``: further items not to
-    propose (the live session's skips and earlier plays)."""
+    propose (the live session's skips and earlier plays); ``search``: how the continuations are found (default
+    ``served``)."""
     data = version.data
     row = data.user_row(user_id)
     cur = data.item_row(current)
     session = [i for i in data.item_index(recent).tolist() if i >= 0]
     history = data.sequence(row) if row >= 0 else np.zeros(0, np.int64)
     sequence = np.concatenate([history, np.array(session, np.int64), np.array([cur] if cur >= 0 else [], np.int64)])
-    sequential = _sequence_candidates(version, sequence)
+    sequential = _sequence_candidates(version, sequence, search)
     near = _neighbours(version, cur) if cur >= 0 else (np.zeros(0, np.int64), np.zeros(0, np.float32))
     pool = _sorted_unique(np.concatenate([sequential[0] if sequential else np.zeros(0, np.int64), near[0]]))
     parts = []
