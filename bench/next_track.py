@@ -3,8 +3,9 @@
     python bench/next_track.py --data DIR [--users 20000] [--tracks 20000] [--days 7] [--holdout 0.2] [--cases 2000]
 
 The served model version must have been trained at a cutoff (``playnext train --holdout``); a world made here is
-simulated and trained that way (20k listeners and tracks by default: over the 20,000 items at which SASRec's
-continuations come from a voyager index, so the search settings matter). The cases are the listeners' completed
+simulated and trained that way, with ``bench/serving.py``'s stack (SASRec cut to one epoch), 20k listeners and
+tracks by default: over the 20,000 items at which SASRec's continuations come from a voyager index, so the search
+settings matter. The cases are the listeners' completed
 plays after the cutoff: one transition per listener, drawn at random, where the previous play is the current
 track, the plays before it in the same session (no gap over ``online.session_gap_s``) are the recent ones, and the
 next play is the target. Targets next track can never propose are left out and counted: a repeat of the session
