@@ -12,9 +12,9 @@ next play is the target. Targets next track can never propose are left out and c
 or of the listener's last plays, an item of another type, or one the model does not know.
 
 Each setting of SASRec's search (``surfaces.next_track.Search``) answers every case with the rest of the surface
-as served, and the table gives hit@20 (the target among the 20), MRR@20, the share of its top 20 that exact search
-also gives, and its time per call as a ratio to the served setting's, all in the same run. Δ hit@20 is paired
-with the served setting on the same cases, with a 95% interval.
+as served, the settings taking turns case by case. The table gives hit@20 (the target among the 20), MRR@20, the
+share of its top 20 that exact search also gives, and its time per call as a ratio to the served setting's, all in
+the same run. Δ hit@20 is paired with the served setting on the same cases, with a 95% interval.
 """
 
 from __future__ import annotations
@@ -112,13 +112,18 @@ def cases_of(version: ModelVersion, users: np.ndarray, items: np.ndarray, chosen
 
 
 def answer(version: ModelVersion, cases: list[tuple[str, str, list[str], str]],
-           search: Search) -> tuple[list[list[str]], float]:  # fmt: skip
-    """Every case's top ``N`` under ``search``, and the seconds per call."""
-    lists = []
-    t0 = time.perf_counter()
+           searches: dict[str, Search]) -> dict[str, tuple[list[list[str]], float]]:  # fmt: skip
+    """Every case's top ``N`` under each search, and its seconds per call. The searches take turns case by case,
+    so a drift of the machine's speed (or the first calls' warm-up) weighs on all of them alike."""
+    lists: dict[str, list[list[str]]] = {name: [] for name in searches}
+    seconds = dict.fromkeys(searches, 0.0)
     for user, current, recent, _ in cases:
-        lists.append([p.item_id for p in next_tracks(version, user, current, recent, n=N, search=search).items])
-    return lists, (time.perf_counter() - t0) / max(len(cases), 1)
+        for name, search in searches.items():
+            t0 = time.perf_counter()
+            shown = next_tracks(version, user, current, recent, n=N, search=search)
+            seconds[name] += time.perf_counter() - t0
+            lists[name].append([p.item_id for p in shown.items])
+    return {name: (lists[name], seconds[name] / max(len(cases), 1)) for name in searches}
 
 
 def main() -> None:
@@ -152,7 +157,7 @@ def main() -> None:
     if base.ef is not None:
         settings_ |= {"ef 200": Search(base.k, 200), "k 50, ef 50": Search(50, 50), "k 150, ef 150": Search(150, 150)}
     settings_[f"exact (k {base.k})"] = Search(base.k, None)
-    answered = {name: answer(version, cases, search) for name, search in settings_.items()}
+    answered = answer(version, cases, settings_)
     targets = [goal for *_, goal in cases]
     exact = answered[f"exact (k {base.k})"][0]
     served_hits = np.array([t in got for t, got in zip(targets, answered[next(iter(settings_))][0], strict=True)])
