@@ -114,16 +114,18 @@ def cases_of(version: ModelVersion, users: np.ndarray, items: np.ndarray, chosen
 def answer(version: ModelVersion, cases: list[tuple[str, str, list[str], str]],
            searches: dict[str, Search]) -> dict[str, tuple[list[list[str]], float]]:  # fmt: skip
     """Every case's top ``N`` under each search, and its seconds per call. The searches take turns case by case,
-    so a drift of the machine's speed (or the first calls' warm-up) weighs on all of them alike."""
-    lists: dict[str, list[list[str]]] = {name: [] for name in searches}
-    seconds = dict.fromkeys(searches, 0.0)
-    for user, current, recent, _ in cases:
-        for name, search in searches.items():
+    so a drift of the machine's speed weighs on all of them alike, and each goes first equally often: the first
+    answer to a case meets its listener's data cold in the caches, and the others find it warm."""
+    names = list(searches)
+    lists: dict[str, list[list[str] | None]] = {name: [None] * len(cases) for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    for i, (user, current, recent, _) in enumerate(cases):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             t0 = time.perf_counter()
-            shown = next_tracks(version, user, current, recent, n=N, search=search)
+            shown = next_tracks(version, user, current, recent, n=N, search=searches[name])
             seconds[name] += time.perf_counter() - t0
-            lists[name].append([p.item_id for p in shown.items])
-    return {name: (lists[name], seconds[name] / max(len(cases), 1)) for name in searches}
+            lists[name][i] = [p.item_id for p in shown.items]
+    return {name: (lists[name], seconds[name] / max(len(cases), 1)) for name in names}  # type: ignore[misc]
 
 
 def main() -> None:
