@@ -53,9 +53,13 @@ class Search:
     ef: int | None
 
 
+INDEXED = Search(POOL // 2, SEQUENCE_EF)  # served where the version has a voyager index
+EXACT = Search(POOL, None)  # served where it has none
+
+
 def served(version: ModelVersion) -> Search:
     found = _sequence_model(version)
-    return Search(POOL // 2, SEQUENCE_EF) if found is not None and found[1] is not None else Search(POOL, None)
+    return INDEXED if found is not None and found[1] is not None else EXACT
 
 
 def _sequence_candidates(
@@ -66,7 +70,7 @@ def _sequence_candidates(
     if found is None or not len(sequence):
         return None
     model, indexed = found
-    search = search or served(version)
+    search = search or (INDEXED if indexed is not None else EXACT)
     vector = model.sequence_vectors([sequence])
     if indexed is not None and search.ef is not None:
         items = indexed.index_.query(vector, search.k, ef=search.ef)[0][0]
