@@ -16,8 +16,9 @@ pytest.importorskip("pyspark")
 
 @pytest.mark.slow
 def test_spark_als_recovers_the_two_tastes_and_loads_as_als(tmp_path: Path) -> None:
+    """30 iterations: without checkpoints their lineage overflows a task's stack and takes the JVM down."""
     data = two_tastes()
-    model = build_generator("als", {"factors": 8, "iterations": 10}, engine="spark", spark_master="local[2]")
+    model = build_generator("als", {"factors": 8, "iterations": 30}, engine="spark", spark_master="local[2]")
     assert isinstance(model, SparkALS)
     model.fit(data)
     got = model.recommend(np.arange(data.n_users), 3).items

@@ -112,6 +112,12 @@ class ALS(VectorModel):
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 
 
+# Each ALS iteration lengthens the lineage of RDDs that every task deserializes recursively. Past about 15
+# iterations a task overflows Java's default thread stack, and Spark exits the whole JVM on that fatal error (seen
+# in CI at the default 15). A checkpoint every few iterations cuts the lineage, so any number of iterations trains.
+CHECKPOINT_EVERY = 5
+
+
 class SparkALS(ALS):
     """The same model fitted by ``pyspark.ml.recommendation.ALS`` (``implicitPrefs``) on a Spark master."""
 
@@ -129,7 +135,8 @@ class SparkALS(ALS):
         engine = SparkEngine(self.master, app_name="playnext-als")
         with tempfile.TemporaryDirectory(prefix="playnext-als-") as tmp:
             # The triplets reach Spark as Parquet, not as Python rows through the driver: a cluster reads the
-            # file in parallel (on a cluster, ``tmp`` must be on storage the executors share).
+            # file in parallel (on a cluster, ``tmp`` must be on storage the executors share, as must the
+            # checkpoints written under it).
             path = Path(tmp) / "ratings.parquet"
             ratings = pa.table(
                 {
@@ -140,6 +147,7 @@ class SparkALS(ALS):
             )
             pq.write_table(ratings, path)
             try:
+                engine.session.sparkContext.setCheckpointDir(str(Path(tmp) / "checkpoints"))
                 frame = engine.session.read.parquet(str(path))
                 estimator = SparkALSEstimator(
                     rank=p["factors"],
@@ -153,6 +161,7 @@ class SparkALS(ALS):
                     seed=p["seed"],
                     nonnegative=False,
                     coldStartStrategy="drop",
+                    checkpointInterval=CHECKPOINT_EVERY,
                 )
                 fitted = estimator.fit(frame)
                 self.user_factors_ = _factors(fitted.userFactors.collect(), data.n_users, p["factors"])
