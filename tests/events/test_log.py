@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -266,3 +267,18 @@ def test_fresh_records_hear_of_a_failed_write_and_of_a_closed_log(
         monkeypatch.undo()
     with pytest.raises(LogUnavailable, match="closed"):
         log.submit_fresh(events(1)).result(timeout=1)
+
+
+def test_fresh_records_alone_start_a_round_at_most_every_fresh_interval(tmp_path: Path) -> None:
+    """Each round wakes the writer into a wait for the GIL that a busy serving thread pays for (see
+    ``fresh_interval_s``), so a steady stream of exposures must not start a round per submission."""
+    with EventLog(tmp_path, fresh_interval_s=0.05) as log:
+        started = time.monotonic()
+        futures = []
+        while time.monotonic() - started < 0.3:
+            futures.append(log.submit_fresh(events(1, prefix=f"x{len(futures)}-")))
+            time.sleep(0.001)
+        elapsed = time.monotonic() - started
+        assert all(f.result(timeout=10) is None for f in futures)
+        assert log.stats.events_stored == len(futures)
+        assert log.stats.groups <= elapsed / 0.05 + 2
