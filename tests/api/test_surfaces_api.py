@@ -494,3 +494,18 @@ def test_a_repeated_client_request_id_logs_every_showing(client: TestClient, aut
     rows = connect(served).execute("SELECT count(*), count(DISTINCT event_id) FROM events WHERE request_id = ?",
                                    ["client-trace-0001"]).fetchone()  # fmt: skip
     assert rows == (8, 8)
+
+
+def test_an_answer_waits_for_its_impressions_once_the_writer_is_behind(
+    client: TestClient, auth: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``EXPOSURE_BACKLOG`` exposures waiting (memory), an answer goes out only once its own are on disk:
+    with none allowed, every answer's impressions are stored before it returns, though rounds are 50 ms apart."""
+    from playnext.api.routes import surfaces
+
+    monkeypatch.setattr(surfaces, "EXPOSURE_BACKLOG", -1)
+    stats = client.app.state.event_log.stats  # type: ignore[attr-defined]
+    for n in range(3):
+        before = stats.events_stored
+        assert client.get(f"/v1/users/u{n}/discover-weekly?n=5", headers=auth).status_code == 200
+        assert stats.events_stored == before + 1  # one exposure record per shown list
