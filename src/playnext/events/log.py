@@ -163,11 +163,11 @@ class EventLog:
     # A round costs the serving thread far more than its own work: whenever the writer wakes (its queue, its
     # write, its fsync) it waits for the GIL, and CPython wakes it again at every release the busy event loop
     # makes (each SQLite read releases it), never letting it in and never timing out. Each futile wake costs
-    # the loop a futex round trip: at 5 ms a precomputed answer took 135 µs in process against 75 µs without
-    # logging, at 50 ms 146 → 108 µs in one noisy run (the writer's wakes per answer 1.7 → 0.5), and Discover
-    # Weekly's rate over HTTP at 8 connections rose by 14-15 % in one process and with two workers. What it
-    # risks: a crash loses up to this long of answers' impressions instead of 5 ms (at random: analyses stay
-    # unbiased). Client events do not wait for it.
+    # the loop a futex round trip: at 5 ms a Discover Weekly answer took 131-143 µs in process against 75-77 µs
+    # with logging stubbed out, and the writer woke 1.7 times per answer; at 50 ms it wakes 0.5 times, and
+    # Discover Weekly's rate over HTTP at 8 connections rose by 14-15 % in one process and with two workers.
+    # What it risks: a crash loses up to this long of answers' impressions instead of 5 ms (at random: analyses
+    # stay unbiased). Client events do not wait for it.
     fresh_interval_s: float = 0.05
     stats: LogStats = field(default_factory=LogStats)
 

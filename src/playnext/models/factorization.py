@@ -113,8 +113,9 @@ class ALS(VectorModel):
 
 
 # Each ALS iteration lengthens the lineage of RDDs that every task deserializes recursively. Past about 15
-# iterations a task overflows Java's default thread stack, and Spark exits the whole JVM on that fatal error (seen
-# in CI at the default 15). A checkpoint every few iterations cuts the lineage, so any number of iterations trains.
+# iterations (here; 10 or 15 on a slower machine, as in one CI run) a task overflows Java's default thread stack,
+# and Spark exits the whole JVM on that fatal error. A checkpoint every few iterations cuts the lineage, so any
+# number of iterations trains.
 CHECKPOINT_EVERY = 5
 
 
