@@ -143,7 +143,9 @@ def main() -> None:
     version = registry.load(registry.current_id() or "")
     if not version.manifest.get("cutoff"):
         raise SystemExit(f"model version {version.id} was trained on every event: train one with --holdout")
-    version.data.user_index([]), version.data.item_index([])  # the id maps, built now rather than in a timed call
+    # The id maps, built now rather than in a timed call.
+    version.data.user_index([])
+    version.data.item_index([])
     cutoff = dt.datetime.fromisoformat(version.manifest["cutoff"])
     users, items, ts = later_plays(settings, cutoff)
     chosen, starts = transitions(users, ts, settings.online.session_gap_s, args.cases, np.random.default_rng(args.seed))
@@ -154,14 +156,15 @@ def main() -> None:
           f"completed plays after it; left out: " + ", ".join(f"{k} {v}" for k, v in left_out.items()))  # fmt: skip
 
     base = served(version)
-    settings_ = {f"served (k {base.k}, ef {base.ef})": base}
+    served_name, exact_name = f"served (k {base.k}, ef {base.ef})", f"exact (k {base.k})"
+    searches = {served_name: base}
     if base.ef is not None:
-        settings_ |= {"ef 200": Search(base.k, 200), "k 50, ef 50": Search(50, 50), "k 150, ef 150": Search(150, 150)}
-    settings_[f"exact (k {base.k})"] = Search(base.k, None)
-    answered = answer(version, cases, settings_)
+        searches |= {"ef 200": Search(base.k, 200), "k 50, ef 50": Search(50, 50), "k 150, ef 150": Search(150, 150)}
+    searches[exact_name] = Search(base.k, None)
+    answered = answer(version, cases, searches)
     targets = [goal for *_, goal in cases]
-    exact = answered[f"exact (k {base.k})"][0]
-    served_lists, served_s = answered[next(iter(settings_))]
+    exact = answered[exact_name][0]
+    served_lists, served_s = answered[served_name]
     served_hits = np.array([t in got for t, got in zip(targets, served_lists, strict=True)])
     print(f"\n{'setting':<24} {'hit@20':>7} {'MRR@20':>7} {'Δ hit@20 vs served [95%]':>26} {'as exact':>9} "
           f"{'µs/call':>8} {'× served':>9}")  # fmt: skip

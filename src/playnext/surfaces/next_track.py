@@ -59,7 +59,11 @@ EXACT = Search(POOL, None)  # served where it has none
 
 def served(version: ModelVersion) -> Search:
     found = _sequence_model(version)
-    return INDEXED if found is not None and found[1] is not None else EXACT
+    return _served(found[1] if found is not None else None)
+
+
+def _served(indexed: AnnIndexed | None) -> Search:
+    return INDEXED if indexed is not None else EXACT
 
 
 def _sequence_candidates(
@@ -70,7 +74,7 @@ def _sequence_candidates(
     if found is None or not len(sequence):
         return None
     model, indexed = found
-    search = search or (INDEXED if indexed is not None else EXACT)
+    search = search or _served(indexed)
     vector = model.sequence_vectors([sequence])
     if indexed is not None and search.ef is not None:
         items = indexed.index_.query(vector, search.k, ef=search.ef)[0][0]
