@@ -1,6 +1,7 @@
 """A mixed load on a real server: ingest and every surface at once, with the server's memory watched.
 
     python bench/load.py [--seconds 60] [--connections 8] [--users 2000] [--tracks 5000] [--data DIR] [--workers N]
+                         [--routes ROUTE …]
 
 A world is simulated and a model trained and precomputed (reused with ``--data``), ``playnext serve`` is started,
 and ``--connections`` keep-alive clients send, in random turns, event batches (20 plays, skips and saves from
@@ -8,7 +9,8 @@ random listeners) and GETs of Home, Discover Weekly, Daily Mix, next track, Blen
 a 200 (a 429, 4xx or 5xx is counted as an error); the server's resident memory is sampled every second. Prints
 requests, p50/p99 latency and errors per route, the request rate, and the server's RSS at start, at its peak and
 at the end (with ``--workers N``, of the supervisor and its workers together). Under a mix, a route's p99 shows
-what waits behind the slow routes (Blend and search take tens of ms).
+what waits behind the slow routes (Blend and search take tens of ms). ``--routes`` keeps only the routes named
+(``ROUTES``), to see one route under the load of another (ingest beside Discover Weekly alone, say).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from bench.common import request, world
 from tests.e2e import Server, playnext
+
+ROUTES = ("ingest", "home", "discover-weekly", "daily-mixes", "next", "blend", "search")
 
 
 def rss_mb(pid: int) -> float:
@@ -60,7 +64,7 @@ def _events(rng: random.Random, users: int, tracks: int, n: int) -> bytes:
 
 
 async def load(
-    port: int, key: str, connections: int, seconds: float, users: int, tracks: int
+    port: int, key: str, connections: int, seconds: float, users: int, tracks: int, routes: tuple[str, ...] = ROUTES
 ) -> tuple[dict[str, list[float]], Counter]:
     headers = f"Authorization: Bearer {key}\r\n"
     done: dict[str, list[float]] = {}
@@ -75,7 +79,7 @@ async def load(
             while time.perf_counter() < deadline:
                 a = rng.randrange(users)
                 u, t, friend = f"u{a}", f"t{rng.randrange(tracks)}", f"u{(a + 1 + rng.randrange(users - 1)) % users}"
-                route, method, path, body = rng.choice([
+                route, method, path, body = rng.choice([r for r in [
                     ("ingest", "POST", "/v1/events", None),
                     ("home", "GET", f"/v1/users/{u}/home", b""),
                     ("discover-weekly", "GET", f"/v1/users/{u}/discover-weekly", b""),
@@ -83,7 +87,7 @@ async def load(
                     ("next", "GET", f"/v1/users/{u}/next?track={t}", b""),
                     ("blend", "GET", f"/v1/blend?users={u},{friend}", b""),
                     ("search", "GET", f"/v1/search?q={rng.choice(['kalo', 'mira', 'ven'])}&user={u}", b""),
-                ])  # fmt: skip
+                ] if r[0] in routes])  # fmt: skip
                 n += 1
                 payload = _events(rng, users, tracks, c * 10**9 + n) if body is None else b""
                 t0 = time.perf_counter()
@@ -106,6 +110,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=5000)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--workers", type=int, default=1, help="serving processes (playnext serve --workers)")
+    parser.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES), help="only these routes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
@@ -123,7 +128,9 @@ def main() -> None:
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
             started = time.perf_counter()
-            done, errors = asyncio.run(load(server.port, key, args.connections, args.seconds, args.users, args.tracks))
+            done, errors = asyncio.run(
+                load(server.port, key, args.connections, args.seconds, args.users, args.tracks, tuple(args.routes))
+            )
             elapsed = time.perf_counter() - started
             stop.set()
             watcher.join()

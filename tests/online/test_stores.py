@@ -323,3 +323,67 @@ def test_a_store_of_the_earlier_layout_is_converted_once_and_keeps_every_list(tm
     assert again.get_list("discover-weekly", "u299") == rows[299][2]
     store.close()
     again.close()
+
+
+def test_plays_of_one_moment_come_back_in_the_order_they_arrived(local: LocalStore) -> None:
+    local.add_plays([Play("a", "first", 5.0), Play("a", "second", 5.0)])
+    local.add_plays([Play("a", "third", 5.0), Play("a", "earlier", 1.0)])
+    assert [p.item_id for p in local.recent_plays("a", 10)] == ["first", "second", "third"]  # keep=3
+
+
+def test_a_store_with_a_row_per_play_is_converted_once_and_keeps_each_listeners_newest(tmp_path: Path) -> None:
+    path = tmp_path / "online.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE plays (user_id TEXT NOT NULL, ts REAL NOT NULL, item_id TEXT NOT NULL, "
+                "skipped INTEGER NOT NULL)")  # fmt: skip
+    old.execute("CREATE INDEX plays_by_user ON plays (user_id, ts)")
+    rows = [(f"u{u}", float(i // 2), f"t{u}-{i}", int(i % 5 == 0)) for u in range(40) for i in range(u % 6)]
+    old.executemany("INSERT INTO plays VALUES (?, ?, ?, ?)", rows)
+    old.close()
+    store = LocalStore(path, keep=3)
+    for u in range(40):
+        mine = sorted([r for r in rows if r[0] == f"u{u}"], key=lambda r: r[1])[-3:]  # stable: ties by arrival
+        got = store.recent_plays(f"u{u}", 10)
+        assert [(p.item_id, p.ts, p.skipped) for p in got] == [(i, ts, bool(s)) for _, ts, i, s in mine]
+    check = sqlite3.connect(path)
+    gone = "SELECT count(*) FROM sqlite_master WHERE name IN ('plays', 'plays_by_user')"
+    assert check.execute(gone).fetchone() == (0,)
+    assert check.execute("PRAGMA freelist_count").fetchone() == (0,)  # the old table's pages were given back
+    store.add_plays([Play("u5", "new", 9.0)])
+    assert [p.item_id for p in store.recent_plays("u5", 10)][-1] == "new"
+    again = LocalStore(path, keep=3)  # converted already: nothing to do
+    assert again.recent_plays("u4", 10) == store.recent_plays("u4", 10)
+    store.close()
+    again.close()
+
+
+def test_undecodable_recent_plays_count_as_none_and_are_reset_at_the_listeners_next_trim(local: LocalStore) -> None:
+    local.add_plays([Play("a", "t1", 1.0), Play("b", "t1", 1.0)])
+    with local._writing(local._db()):
+        local._db().execute("UPDATE recent SET plays = ? WHERE user_id = 'a'", (b"\xc1 not msgpack",))
+    assert local.recent_plays("a", 10) == []
+    assert [p.item_id for p in local.recent_plays("b", 10)] == ["t1"]  # other listeners untouched
+    local.add_plays([Play("a", f"t{i}", float(i)) for i in range(2, 2 + 2 * local.keep)])  # past twice keep: reset
+    local.add_plays([Play("a", "after", 9.0)])
+    assert [p.item_id for p in local.recent_plays("a", 10)] == ["after"]
+
+
+def test_rows_are_cut_back_to_keep_once_they_hold_twice_as_many(local: LocalStore) -> None:
+    def held() -> int:
+        return local._db().execute("SELECT n FROM recent WHERE user_id = 'a'").fetchone()[0]
+
+    for i in range(2 * local.keep):  # keep=3
+        local.add_plays([Play("a", f"t{i}", float(10 - i))])  # each older than the last
+    assert held() == 2 * local.keep
+    assert [p.item_id for p in local.recent_plays("a", 10)] == ["t2", "t1", "t0"]  # the newest, by time
+    local.add_plays([Play("a", "late", 0.5)])  # the oldest of all: cut at once
+    assert held() == local.keep
+    assert [p.item_id for p in local.recent_plays("a", 2)] == ["t1", "t0"]
+
+
+def test_a_session_write_touching_more_listeners_than_one_lookup_holds_keeps_each(local: LocalStore) -> None:
+    first = [Play(f"u{i}", "old", 1.0) for i in range(local_module.IN_CHUNK * 2 + 7)]
+    local.add_plays(first)
+    local.add_plays([Play(p.user_id, "new", 2.0) for p in first])
+    assert all([q.item_id for q in local.recent_plays(p.user_id, 10)] == ["old", "new"] for p in first)

@@ -42,7 +42,7 @@ def _traces(settings: Settings, user: str) -> list[str]:
         elif path.suffix == ".sqlite3":
             db = sqlite3.connect(path)
             n = sum(db.execute(f"SELECT count(*) FROM {t} WHERE user_id = ?", (user,)).fetchone()[0]
-                    for t in ("lists", "plays"))  # fmt: skip
+                    for t in ("lists", "recent"))  # fmt: skip
             db.close()
             if n or user.encode() + b"\x00" in path.read_bytes():
                 found.append(rel)
