@@ -1,7 +1,7 @@
 """Requests/s and latency of every surface, beside a bare hello-world route on the same server, in one run.
 
     python bench/serving.py [--users 100000] [--tracks 100000] [--days 7] [--seconds 5] [--concurrency 1 8 32]
-                            [--data DIR] [--workers N] [--clients K] [--redis]
+                            [--data DIR] [--workers N] [--clients K] [--redis] [--session-plays 100]
 
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS, co-occurrence,
 SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to
@@ -16,6 +16,10 @@ after it (their mean). Every surface request also writes its exposures to the du
 ``--data`` keeps the world in DIR and reuses it on the next run (the simulation and training take long at full
 size).
 
+Before measuring, each benchmarked listener is given ``--session-plays`` (100, ``online.recent_plays``) recent plays
+through ``POST /v1/events``, 20 of them in the current session (``fill_sessions``): the simulated world has no
+live sessions, and next track reads and continues them on every request.
+
 ``--redis`` serves with the scaled-out online store (``online.backend = "redis"``): a ``redis-server`` on loopback,
 sharing the machine with the server and the clients as it would share a rack, holding the world's precomputed
 lists copied from its SQLite store (``playnext batch`` writes the same bytes to either store).
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import random
 import socket
 import sqlite3
@@ -52,6 +57,7 @@ from playnext.online.redis_store import RedisStore
 from playnext.surfaces.precomputed import SURFACES
 
 ROOT = Path(__file__).resolve().parents[1]
+CURRENT = 20  # of a benchmarked listener's recent plays, those in the current session (``fill_sessions``)
 
 
 async def load(port: int, paths: list[str], key: str, concurrency: int, seconds: float,
@@ -118,6 +124,29 @@ def wait_until_serving(server: subprocess.Popen[bytes], port: int, workers: int)
     raise RuntimeError("the server was not serving within 15 minutes")
 
 
+def fill_sessions(port: int, key: str, users: list[str], tracks: int, plays: int) -> None:
+    """Give each benchmarked listener ``plays`` recent plays through ``POST /v1/events``, as a listener who has
+    been listening all day has: the newest ``CURRENT`` a minute apart up to a minute ago (the live session next
+    track continues), the rest three hours earlier (recent plays it must not repeat), every fifth one a skip. The
+    simulated world has no sessions of its own (only ingest writes them), and next track reads and uses them on
+    every request. Event ids are new on every run, so a reused world's sessions are the current ones."""
+    started, now, run = time.perf_counter(), time.time(), f"{time.time_ns():x}"
+    rng = np.random.default_rng(1)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as client:
+        for user in dict.fromkeys(users):
+            ts = [now - 60 * (i + 1) if i < CURRENT else now - 3 * 3600 - 60 * i for i in range(plays)]
+            events = [
+                {"type": "skip" if i % 5 == 4 else "play", "event_id": f"bench-{run}-{user}-{i}", "user_id": user,
+                 "item_id": f"t{t}", "item_type": "track", "ts": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(),
+                 **({} if i % 5 == 4 else {"ms_played": 180_000})}
+                for i, (at, t) in enumerate(zip(ts, rng.integers(0, tracks, plays).tolist(), strict=True))
+            ]  # fmt: skip
+            answer = client.post("/v1/events", json=events, timeout=30)
+            answer.raise_for_status()
+    print(f"sessions: {len(set(users))} listeners × {plays} recent plays ({min(plays, CURRENT)} in the current "
+          f"session) ingested in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+
+
 def lists_in_redis(data: Path, directory: Path) -> RedisServer:
     """A ``redis-server`` on loopback holding every list of the world's SQLite store."""
     started = time.perf_counter()
@@ -151,6 +180,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="serving processes (playnext serve --workers)")
     parser.add_argument("--redis", action="store_true", help="serve with the online store in Redis")
     parser.add_argument("--clients", type=int, default=1, help="client processes to spread the connections over")
+    parser.add_argument("--session-plays", type=int, default=100,
+                        help="recent plays ingested for each benchmarked listener first (0: none)")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         data = args.data or Path(tmp) / "data"
@@ -160,7 +191,8 @@ def main() -> None:
             redis_server = lists_in_redis(data, Path(tmp))
             stack.callback(redis_server.stop)
             env.update(PLAYNEXT_ONLINE__BACKEND="redis", PLAYNEXT_ONLINE__REDIS_URL=redis_server.url)
-        key = playnext("keys", "create", "--scope", "read", "--rate", "0", "--quiet", env=env).stdout.strip()
+        key = playnext("keys", "create", "--scope", "read", "--scope", "ingest", "--rate", "0", "--quiet",
+                       env=env).stdout.strip()  # fmt: skip
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -175,6 +207,8 @@ def main() -> None:
             rng = np.random.default_rng(0)
             users = [f"u{u}" for u in rng.integers(0, args.users, 200)]
             tracks = [f"t{t}" for t in rng.integers(0, args.tracks, 200)]
+            if args.session_plays:
+                fill_sessions(port, key, users, args.tracks, args.session_plays)
             routes = {
                 "hello-world": ["/hello"],
                 "home": [f"/v1/users/{u}/home" for u in users],

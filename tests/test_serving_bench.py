@@ -23,6 +23,11 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
+    # Each benchmarked listener was given a day's recent plays through ingest before anything was measured.
+    filled = re.search(r"sessions: (\d+) listeners × 100 recent plays \(20 in the current session\)", run.stdout)
+    with sqlite3.connect(tmp_path / "data" / "online" / "online.sqlite3") as db:
+        held = dict(db.execute("SELECT user_id, n FROM recent").fetchall())
+    assert filled and len(held) == int(filled[1]) > 100 and set(held.values()) == {100}, run.stdout
     rows = {(m[0], int(m[1])): m for m in ROW.findall(run.stdout)}
     routes = {"hello-world", "home", "next-track", "discover-weekly", "daily-mixes", "blend", "search"}
     assert set(rows) == {(r, 2) for r in routes}, run.stdout
