@@ -131,9 +131,9 @@ def fill_sessions(port: int, key: str, users: list[str], tracks: int, plays: int
     simulated world has no sessions of its own (only ingest writes them), and next track reads and uses them on
     every request. Event ids are new on every run, so a reused world's sessions are the current ones."""
     started, now, run = time.perf_counter(), time.time(), f"{time.time_ns():x}"
-    rng = np.random.default_rng(1)
+    rng, listeners = np.random.default_rng(1), list(dict.fromkeys(users))
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as client:
-        for user in dict.fromkeys(users):
+        for user in listeners:
             ts = [now - 60 * (i + 1) if i < CURRENT else now - 3 * 3600 - 60 * i for i in range(plays)]
             events = [
                 {"type": "skip" if i % 5 == 4 else "play", "event_id": f"bench-{run}-{user}-{i}", "user_id": user,
@@ -143,7 +143,7 @@ def fill_sessions(port: int, key: str, users: list[str], tracks: int, plays: int
             ]  # fmt: skip
             answer = client.post("/v1/events", json=events, timeout=30)
             answer.raise_for_status()
-    print(f"sessions: {len(set(users))} listeners × {plays} recent plays ({min(plays, CURRENT)} in the current "
+    print(f"sessions: {len(listeners)} listeners × {plays} recent plays ({min(plays, CURRENT)} in the current "
           f"session) ingested in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
 
 

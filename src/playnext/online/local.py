@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby, islice
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -95,15 +94,6 @@ def _decode_recent(user_id: str, n: int, blob: bytes) -> Recent:
         return []
     plays.sort(key=itemgetter(0))  # stable, and nearly sorted already: linear
     return plays
-
-
-def _in_chunks(db: sqlite3.Connection, query: str, users: list[str], *args: object) -> list[Any]:
-    """``query``'s rows for ``users``, whose ``IN ({})`` takes a chunk of them at a time."""
-    found = []
-    for lo in range(0, len(users), IN_CHUNK):
-        chunk = users[lo : lo + IN_CHUNK]
-        found += db.execute(query.format(",".join("?" * len(chunk))), [*chunk, *args]).fetchall()
-    return found
 
 
 class LocalStore(OnlineStore):
@@ -234,12 +224,14 @@ class LocalStore(OnlineStore):
     def _trim(self, db: sqlite3.Connection, users: list[str]) -> None:
         """Cut the listeners among ``users`` who hold more than twice ``keep`` plays back to their newest
         ``keep``: a rewrite every ``keep`` plays or so, not on every write."""
-        over = _in_chunks(db, "SELECT user_id, n, plays FROM recent WHERE user_id IN ({}) AND n > ?", users,
-                          2 * self.keep)  # fmt: skip
-        db.executemany(
-            "UPDATE recent SET n = ?, plays = ? WHERE user_id = ?",
-            [(*_encode_recent(_decode_recent(user, n, blob)[-self.keep :]), user) for user, n, blob in over],
-        )
+        for lo in range(0, len(users), IN_CHUNK):
+            chunk = users[lo : lo + IN_CHUNK]
+            over = db.execute(f"SELECT user_id, n, plays FROM recent WHERE user_id IN ({','.join('?' * len(chunk))}) "
+                              "AND n > ?", [*chunk, 2 * self.keep]).fetchall()  # fmt: skip
+            db.executemany(
+                "UPDATE recent SET n = ?, plays = ? WHERE user_id = ?",
+                [(*_encode_recent(_decode_recent(user, n, blob)[-self.keep :]), user) for user, n, blob in over],
+            )
 
     def recent_plays(self, user_id: str, limit: int) -> list[Play]:
         with self._errors():
