@@ -15,6 +15,7 @@ from playnext.events.schema import ARROW_SCHEMA, EVENT_DECODER, Impression, Play
 from playnext.surfaces.common import Pick, SurfaceList
 from playnext.surfaces.exposure import exposure_id, home_impressions, impressions
 from playnext.surfaces.home import HomePage, Shelf
+from playnext.surfaces.page import page_of
 
 AT = dt.datetime(2026, 11, 26, 1, 2, 3, 456789, tzinfo=dt.UTC)
 
@@ -34,7 +35,7 @@ def _unfolded(records: list[msgspec.Struct]) -> list[dict]:
 def test_a_shown_list_unfolds_into_the_impression_events_it_stands_for() -> None:
     shown = SurfaceList("discover-weekly", [Pick('t"1', "track", 0.5, "new"), Pick("mix-2", "mix", 0.1, "mix")],
                         False, "v1")  # fmt: skip
-    lines = impressions(shown, ["u1", "ü 2"], "req-1", AT, {"u1": "exp:b", "ü 2": None}, exposure="x9")
+    lines = impressions(page_of(shown), ["u1", "ü 2"], "req-1", AT, {"u1": "exp:b", "ü 2": None}, exposure="x9")
     assert len(lines) == 2  # one per viewer, not per item
     expected = [
         Impression(event_id=f"x9-{n}-{pos}", user_id=user, ts=AT, item_id=item, item_type=kind,
@@ -68,9 +69,9 @@ def test_home_numbers_cards_down_the_page_with_each_shelf_and_its_propensity() -
 def test_client_events_and_exposures_in_one_payload_all_reach_the_lake() -> None:
     play = Play(event_id="p1", user_id="u1", ts=AT, item_id="t9", item_type="track", ms_played=3000)
     shown = SurfaceList("next-track", [Pick("t1", "track", 1.0, "after")], False, "v1")
-    rows = _unfolded([play, *impressions(shown, ["u1"], "req-3", AT, exposure="x5"), play])
+    rows = _unfolded([play, *impressions(page_of(shown), ["u1"], "req-3", AT, exposure="x5"), play])
     assert [(r["event_id"], r["type"]) for r in rows] == [("p1", "play"), ("p1", "play"), ("x5-0-0", "impression")]
-    assert impressions(SurfaceList("next-track", [], False, "v1"), ["u1"], "req-4", AT) == []
+    assert impressions(page_of(SurfaceList("next-track", [], False, "v1")), ["u1"], "req-4", AT) == []
 
 
 def test_an_exposure_whose_items_and_types_disagree_is_refused() -> None:

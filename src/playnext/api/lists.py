@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 from prometheus_client import Counter
 from starlette.requests import Request
@@ -24,25 +24,29 @@ from playnext.online.store import OnlineStore, StoreUnavailable
 from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces import precomputed
 from playnext.surfaces.common import SurfaceList
+from playnext.surfaces.page import Page
 
 log = logging.getLogger(__name__)
 
 Source = Literal["precomputed", "computed", "fallback"]
+Shown = TypeVar("Shown", SurfaceList, Page)  # what a stored value reads as: Home's lists, or the others' pages
+Read = Callable[[bytes | None, ModelVersion, str, dt.date, Treatment], list[Shown]]
 
 
 def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
-                       errors: Counter, treatment: Treatment, tombstones: Tombstones) -> list[SurfaceList]:  # fmt: skip
-    lists = precomputed.compute(version, surface, user_id, day, treatment=treatment)
+                       errors: Counter, treatment: Treatment, tombstones: Tombstones,
+                       read: Read[Shown]) -> list[Shown]:  # fmt: skip
+    value = precomputed.encode(version, surface, day, precomputed.compute(version, surface, user_id, day,
+                                                                         treatment=treatment), treatment)  # fmt: skip
     try:
         # Not stored if the listener was forgotten since ``version`` was made: this process still holds it as it
         # was before the scrub (it reloads within ``models.reload_interval_s``), and the forget has deleted, or is
         # about to delete, every stored list of theirs.
-        store.put_lists(surface, [(user_id, precomputed.encode(version, surface, day, lists, treatment))],
-                        skip=precomputed.forgotten_since_made(tombstones, version))  # fmt: skip
+        store.put_lists(surface, [(user_id, value)], skip=precomputed.forgotten_since_made(tombstones, version))
     except StoreUnavailable as exc:
         errors.labels("put_lists").inc()
         log.warning("could not store %s for %s: %s", surface, user_id, exc)
-    return lists
+    return read(value, version, surface, day, treatment)  # as the next request will read it from the store
 
 
 def _finished(pending: dict, key: tuple[str, ...], task: asyncio.Future) -> None:  # type: ignore[type-arg]
@@ -53,26 +57,26 @@ def _finished(pending: dict, key: tuple[str, ...], task: asyncio.Future) -> None
 
 async def lists_for(
     request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
-    fallback: Callable[[], list[SurfaceList]], treatment: Treatment = CONTROL,
-) -> tuple[list[SurfaceList], Source]:  # fmt: skip
+    fallback: Callable[[], list[Shown]], read: Read[Shown], treatment: Treatment = CONTROL,
+) -> tuple[list[Shown], Source]:  # fmt: skip
+    """``read``: how the surface's stored value reads (``precomputed.current`` or ``current_pages``)."""
     state = request.app.state
     store: OnlineStore = state.store
     try:
-        found = precomputed.current(await store.read_list(surface, user_id), version, surface, day, treatment)
-        return found, "precomputed"
+        return read(await store.read_list(surface, user_id), version, surface, day, treatment), "precomputed"
     except LookupError:
         pass
     except StoreUnavailable as exc:
         state.metrics.store_errors.labels("get_list").inc()
         log.warning("online store unavailable, computing %s for %s: %s", surface, user_id, exc)
-    pending: dict[tuple[str, str, str, str], asyncio.Future[list[SurfaceList]]] = state.pending_lists
+    pending: dict[tuple[str, str, str, str], asyncio.Future[list[Shown]]] = state.pending_lists
     key = (version.id, surface, user_id, treatment.key(surface))
     task = pending.get(key)
     if task is None:
         errors = state.metrics.store_errors
         task = asyncio.ensure_future(
             asyncio.to_thread(
-                _compute_and_store, store, version, surface, user_id, day, errors, treatment, state.tombstones
+                _compute_and_store, store, version, surface, user_id, day, errors, treatment, state.tombstones, read
             )
         )
         pending[key] = task

@@ -38,8 +38,9 @@ class Exposure(msgspec.Struct, tag_field="type", tag="exposure", frozen=True, gc
     event_id: str
     user_id: str
     ts: dt.datetime
-    items: list[str]
-    item_types: list[str]  # one per item, an ``ItemType``
+    # One per item; the item types are ``ItemType``s. A surface's are already JSON arrays (``surfaces.page``).
+    items: list[str] | msgspec.Raw
+    item_types: list[str] | msgspec.Raw
     first_position: int = 0  # Home numbers its cards down the page, across shelves
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
+
 from playnext.events.exposures import Exposure
-from playnext.events.schema import ITEM_TYPES
 from playnext.ids import unique_id
-from playnext.surfaces.common import Pick, SurfaceList
 from playnext.surfaces.home import HomePage
+from playnext.surfaces.page import Page, logged_type
 
 
 def exposure_id() -> str:
@@ -27,25 +28,17 @@ def exposure_id() -> str:
     return unique_id("x")
 
 
-_LOGGED = frozenset(ITEM_TYPES)
-
-
-def _logged_types(items: list[Pick]) -> list[str]:
-    # Cards that are not catalog items (a Daily Mix card) are logged as playlists, the nearest event item type.
-    return [p.item_type if p.item_type in _LOGGED else "playlist" for p in items]
-
-
 def impressions(
-    shown: SurfaceList, user_ids: list[str], request_id: str, at: dt.datetime,
+    shown: Page, user_ids: list[str], request_id: str, at: dt.datetime,
     variants: dict[str, str | None] | None = None, exposure: str | None = None,
 ) -> list[Exposure]:  # fmt: skip
     """One exposure per viewer, with the viewer's experiment variants; item ``p`` of viewer ``n`` becomes the
     impression ``<exposure>-<n>-<p>``. These surfaces are deterministic given the request, so every position
     was shown with probability 1: the propensity off-policy estimates need."""
-    if not shown.items:
+    if not shown.size:
         return []
     variants, exposure = variants or {}, exposure or exposure_id()
-    ids, types = [p.item_id for p in shown.items], _logged_types(shown.items)
+    ids, types = msgspec.Raw(shown.ids), msgspec.Raw(shown.types)  # copied into the log's line as they are
     return [
         Exposure(request_id, shown.surface, variants.get(user), 1.0, f"{exposure}-{n}", user, at, ids, types)
         for n, user in enumerate(user_ids)
@@ -60,7 +53,8 @@ def home_impressions(page: HomePage, user: str, request_id: str, at: dt.datetime
     out, first = [], 0
     for shelf in page.shelves:
         if shelf.items:
-            out.append(Exposure(request_id, f"home/{shelf.id}", variant, shelf.propensity, exposure, user, at,
-                                [c.item_id for c in shelf.items], _logged_types(shelf.items), first))  # fmt: skip
+            ids, types = [c.item_id for c in shelf.items], [logged_type(c.item_type) for c in shelf.items]
+            out.append(Exposure(request_id, f"home/{shelf.id}", variant, shelf.propensity, exposure, user, at, ids,
+                                types, first))  # fmt: skip
             first += len(shelf.items)
     return out

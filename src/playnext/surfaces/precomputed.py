@@ -5,12 +5,16 @@ catalog scale; ``precompute`` runs it for blocks of listeners at once (one ranke
 listener's lists as one MessagePack value. A value names the model version and what it is valid for (Discover
 Weekly: the ISO week), so serving knows a stale value when it sees one and computes afresh instead — the same
 code on the same inputs, hence the very list a batch would have stored.
+
+Discover Weekly and Daily Mix are answered as stored, so their values hold pages (``surfaces.page``: the answer's
+items already encoded); Home composes each answer from its stored shelves, so its value holds the picks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 import numpy as np
@@ -21,21 +25,37 @@ from playnext.online.store import OnlineStore, SkipListeners
 from playnext.privacy.tombstones import Tombstones, placeholders
 from playnext.surfaces import daily_mix, discover_weekly, home
 from playnext.surfaces.common import SurfaceList
+from playnext.surfaces.page import Page, page_of
 
 SURFACES = ("discover-weekly", "daily-mix", "home")
+PAGED = frozenset({"discover-weekly", "daily-mix"})  # stored as pages: ``current_pages`` reads them
 BLOCK = 512  # listeners per ranker call: bounds memory (a dense score row per listener) and shows progress
 HOME_SIZE = 10  # Home is precomputed for pages of up to this many cards per shelf; larger pages compute live
 
 
 class Stored(msgspec.Struct, array_like=True):
+    """Home's value: its shelves as picks."""
+
     model_version: str
     valid_for: str
     lists: list[SurfaceList]
     params: str = ""  # the experiment parameters the lists were computed with ("" = the defaults)
 
 
+class StoredPages(msgspec.Struct, array_like=True):
+    """A ``PAGED`` surface's value. Its third field is a string where ``Stored`` has lists, so a value of one kind
+    never reads as the other, and one an older playnext stored as picks is a miss (recomputed, then overwritten)."""
+
+    model_version: str
+    valid_for: str
+    params: str
+    pages: list[Page]
+
+
+_Value = TypeVar("_Value", Stored, StoredPages)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Stored)
+_pages_decoder = msgspec.msgpack.Decoder(StoredPages)
 
 
 def valid_for(surface: str, day: dt.date) -> str:
@@ -44,6 +64,9 @@ def valid_for(surface: str, day: dt.date) -> str:
 
 def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[SurfaceList],
            treatment: Treatment = CONTROL) -> bytes:  # fmt: skip
+    if surface in PAGED:
+        pages = [page_of(shown) for shown in lists]
+        return _encoder.encode(StoredPages(version.id, valid_for(surface, day), treatment.key(surface), pages))
     return _encoder.encode(Stored(version.id, valid_for(surface, day), lists, treatment.key(surface)))
 
 
@@ -51,16 +74,27 @@ def current(blob: bytes | None, version: ModelVersion, surface: str, day: dt.dat
             treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
     """The lists a stored value holds when they are current (this version, this week, the listener's experiment
     parameters). An empty list is a valid answer, so a missing or stale value raises ``LookupError``."""
+    return _current(_decoder, blob, version, surface, day, treatment).lists
+
+
+def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: dt.date,
+                  treatment: Treatment = CONTROL) -> list[Page]:  # fmt: skip
+    """``current`` for a ``PAGED`` surface's value: its pages."""
+    return _current(_pages_decoder, blob, version, surface, day, treatment).pages
+
+
+def _current(decoder: msgspec.msgpack.Decoder[_Value], blob: bytes | None, version: ModelVersion, surface: str,
+             day: dt.date, treatment: Treatment) -> _Value:  # fmt: skip
     if blob is None:
         raise LookupError(surface)
     try:
-        stored = _decoder.decode(blob)
+        stored = decoder.decode(blob)
     except msgspec.DecodeError:
         raise LookupError(surface) from None  # written by an older playnext: recompute, the batch will overwrite
     if (stored.model_version != version.id or stored.valid_for != valid_for(surface, day)
             or stored.params != treatment.key(surface)):  # fmt: skip
         raise LookupError(surface)
-    return stored.lists
+    return stored
 
 
 def forgotten_since_made(tombstones: Tombstones, version: ModelVersion) -> SkipListeners:

@@ -49,7 +49,8 @@ from playnext.surfaces.discover_weekly import LENGTH, discover_weekly
 from playnext.surfaces.exposure import home_impressions, impressions
 from playnext.surfaces.home import home, list_as_shelf, shelf_as_list, shelves
 from playnext.surfaces.next_track import next_tracks
-from playnext.surfaces.precomputed import HOME_SIZE
+from playnext.surfaces.page import Page, page_of
+from playnext.surfaces.precomputed import HOME_SIZE, current, current_pages
 from playnext.surfaces.search import search
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,11 @@ async def _without_model(request: Request, surface: str, viewers: list[str], n: 
     shown = await asyncio.to_thread(fallback.search, query, n) if query else await asyncio.to_thread(
         fallback.popular, surface, n)  # fmt: skip
     extra: dict[str, Any] = {"user_id": viewers[0] if len(viewers) == 1 else None}
+    page = page_of(shown)
     if surface == "home":
         extra["shelves"] = [{"shelf": "popular", "title": "Popular right now", "position": 0, "propensity": 1.0,
-                             "items": _items(shown)}]  # fmt: skip
-    body = await _shown(request, shown, viewers, extra, "fallback")
+                             "items": page.answer_items()}]  # fmt: skip
+    body = await _shown(request, page, viewers, extra, "fallback")
     if surface == "daily-mix":
         return _json({"user_id": viewers[0], "model_version": None, "fallback": True, "source": "fallback",
                       "mixes": [{**body, "name": "Popular Mix", "mix": 1}]})  # fmt: skip
@@ -180,26 +182,10 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 
-class _Item(msgspec.Struct, omit_defaults=True, gc=False):
-    """An answer's item: a struct, not a dict, so msgspec encodes the list in C (a dict per item cost a tenth of a
-    precomputed answer)."""
-
-    position: int
-    item_id: str
-    item_type: str
-    score: float
-    reason: str
-    serves: tuple[str, ...] = ()  # Blend only: omitted elsewhere
-
-
 class _Card(msgspec.Struct, gc=False):
     item_id: str
     item_type: str
     reason: str
-
-
-def _items(shown: SurfaceList) -> list[_Item]:
-    return [_Item(pos, p.item_id, p.item_type, p.score, p.reason, p.serves) for pos, p in enumerate(shown.items)]
 
 
 def _request_id(request: Request, surface: str, source: str) -> str:
@@ -214,27 +200,27 @@ def _variants(request: Request, viewers: list[str]) -> dict[str, str | None]:
     return {v: treatments.of(v).label for v in viewers}
 
 
-async def _shown(request: Request, shown: SurfaceList, viewers: list[str], extra: dict[str, Any],
+async def _shown(request: Request, shown: Page, viewers: list[str], extra: dict[str, Any],
                  source: str, treatment: Treatment | None = None) -> dict[str, Any]:  # fmt: skip
     """``treatment``: the single viewer's, when the route has it already (assignment hashes per layer)."""
     return (await _all_shown(request, [shown], viewers, extra, source, treatment))[0]
 
 
-async def _all_shown(request: Request, lists: list[SurfaceList], viewers: list[str], extra: dict[str, Any],
+async def _all_shown(request: Request, pages: list[Page], viewers: list[str], extra: dict[str, Any],
                      source: str, treatment: Treatment | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """The answer's body per list, and every list's impressions logged together: one answer (Daily Mix's six
     mixes), counted once and handed to the log once."""
-    request_id = _request_id(request, lists[0].surface, source)
+    request_id = _request_id(request, pages[0].surface, source)
     variants = {viewers[0]: treatment.label} if treatment is not None else _variants(request, viewers)
     at = dt.datetime.now(dt.UTC)
-    await _log(request, [line for shown in lists for line in impressions(shown, viewers, request_id, at, variants)])
+    await _log(request, [line for shown in pages for line in impressions(shown, viewers, request_id, at, variants)])
     variant = variants[viewers[0]] if len(viewers) == 1 else None
     return [{
         "request_id": request_id, "surface": shown.surface, "variant": variant, "model_version": shown.model_version,
         "fallback": shown.fallback or source == "fallback", "source": source, **extra, **shown.meta,
         **({"variants": variants} if len(viewers) > 1 else {}),
-        "items": _items(shown),
-    } for shown in lists]  # fmt: skip
+        "items": shown.answer_items(),
+    } for shown in pages]  # fmt: skip
 
 
 def _today() -> dt.date:
@@ -247,19 +233,18 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
         return await _without_model(request, "discover-weekly", [user], n)
     (version, treatment), day = await _treated(request, user), _today()
 
-    def fallback() -> list[SurfaceList]:
+    def fallback() -> list[Page]:
         shown = discover_weekly(version, user, day, country=where, candidates=popular_order(version, where),
                                 **treatment.of("discover-weekly"))  # fmt: skip
         shown.fallback = True
-        return [shown]
+        return [page_of(shown)]
 
     if _known(version, user):
-        lists, source = await lists_for(request, version, "discover-weekly", user, day, fallback, treatment)
+        pages, source = await lists_for(request, version, "discover-weekly", user, day, fallback, current_pages,
+                                        treatment)  # fmt: skip
     else:
-        lists, source = fallback(), "live"
-    # A copy: concurrent requests for one listener share a computed list, and may ask for different lengths.
-    shown = msgspec.structs.replace(lists[0], items=lists[0].items[:n])
-    return _json(await _shown(request, shown, [user], {"user_id": user}, source, treatment))
+        pages, source = fallback(), "live"
+    return _json(await _shown(request, pages[0].first(n), [user], {"user_id": user}, source, treatment))
 
 
 async def get_daily_mixes(request: Request, user_id: str, size: int, country: str | None) -> Response:
@@ -268,15 +253,14 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         return await _without_model(request, "daily-mix", [user], size)
     (version, treatment), day = await _treated(request, user), _today()
 
-    def popular() -> list[SurfaceList]:
-        return [popular_mix(version, user, day, country=where)]
+    def popular() -> list[Page]:
+        return [page_of(popular_mix(version, user, day, country=where))]
 
     if _known(version, user):
-        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular, treatment)
+        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular, current_pages, treatment)
     else:
         mixes, source = [], "live"
-    mixes = mixes or popular()
-    shown = [msgspec.structs.replace(mix, items=mix.items[:size]) for mix in mixes]  # copies, as in Discover Weekly
+    shown = [mix.first(size) for mix in mixes or popular()]
     answers = await _all_shown(request, shown, [user], {"user_id": user}, source, treatment)
     return _json({"user_id": user, "model_version": version.id, "fallback": answers[0]["fallback"],
                   "source": source, "mixes": answers})  # fmt: skip
@@ -299,7 +283,7 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
         return [shelf_as_list(shelf, version.id) for shelf in found.values()]
 
     if _known(version, user):
-        stored, source = await lists_for(request, version, "home", user, day, popular_shelves, treatment)
+        stored, source = await lists_for(request, version, "home", user, day, popular_shelves, current, treatment)
     else:
         stored, source = popular_shelves(), "live"
     available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
@@ -320,7 +304,7 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
 async def get_next(
     request: Request, user_id: str, track: str, recent: str | None, n: int, country: str | None
 ) -> Response:
-    user, current, where = _id(user_id, "user id"), _id(track, "track"), _country(country)
+    user, playing, where = _id(user_id, "user id"), _id(track, "track"), _country(country)
     if request.app.state.model.version is None:
         return await _without_model(request, "next-track", [user], n)
     await take_turn()
@@ -330,7 +314,7 @@ async def get_next(
         session = [_id(t, "recent track") for t in recent.split(",") if t][:200]
     else:
         session, never = await _live_session(request, user)
-    shown = next_tracks(version, user, current, session, n=n, country=where, never=never)
+    shown = page_of(next_tracks(version, user, playing, session, n=n, country=where, never=never))
     return _json(await _shown(request, shown, [user], {"user_id": user, "session": len(session)}, "live",
                               treatment))  # fmt: skip
 
@@ -359,7 +343,7 @@ async def get_search(request: Request, q: str, user: str | None, n: int) -> Resp
     version, treatment = await _treated(request, listener) if listener else (_version(request), None)
     shown = await _off_loop(request, functools.partial(search, version, q.strip(), listener, n=n))
     viewers = [listener] if listener else []
-    return _json(await _shown(request, shown, viewers, {"user_id": listener}, "live", treatment))
+    return _json(await _shown(request, page_of(shown), viewers, {"user_id": listener}, "live", treatment))
 
 
 async def get_blend(request: Request, users: str, n: int) -> Response:
@@ -373,7 +357,7 @@ async def get_blend(request: Request, users: str, n: int) -> Response:
     except BlendError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
     viewers = list(dict.fromkeys(members))
-    return _json(await _shown(request, shown, viewers, {"users": viewers}, "live"))
+    return _json(await _shown(request, page_of(shown), viewers, {"users": viewers}, "live"))
 
 
 _COUNTRY = Param("country", default=None, max_length=8, description="ISO 3166 code: the segment of new listeners")
