@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import random
 import socket
 import sqlite3
@@ -122,6 +123,29 @@ def wait_until_serving(server: subprocess.Popen[bytes], port: int, workers: int)
             pass
         time.sleep(0.1)
     raise RuntimeError("the server was not serving within 15 minutes")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants: the server, or its supervisor and workers."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(entry.name)] = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU these processes have used (Linux ``/proc``); a process that is gone counts 0."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def fill_sessions(port: int, key: str, users: list[str], tracks: int, plays: int) -> None:
@@ -233,24 +257,34 @@ def main() -> None:
                                  "without --no-batch")  # fmt: skip
 
             pool = stack.enter_context(ProcessPoolExecutor(args.clients)) if args.clients > 1 else None
+            serving = process_tree(server.pid)
 
-            def measure(paths: list[str], c: int) -> tuple[float, list[float]]:
+            def measure(paths: list[str], c: int) -> tuple[float, list[float], float, float]:
+                """req/s, latencies, and the server's and this client process's CPU µs per request."""
                 spread(port, paths, key, c, 0.5, pool, args.clients)  # warm up
-                return spread(port, paths, key, c, args.seconds, pool, args.clients)
+                server_cpu, client_cpu = cpu_seconds(serving), sum(os.times()[:2])
+                rate, latencies = spread(port, paths, key, c, args.seconds, pool, args.clients)
+                per = 1e6 / max(1, len(latencies))
+                return (rate, latencies, (cpu_seconds(serving) - server_cpu) * per,
+                        (sum(os.times()[:2]) - client_cpu) * per)  # fmt: skip
 
+            # Where the two cores go: the server's CPU (every worker and the supervisor) and the client's (in this
+            # process; not counted with ``--clients``) per request. On a machine the run saturates, the ratio is
+            # about the hello-world's total over the route's.
             print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'hello req/s':>12} "
-                  f"{'× hello':>8}")  # fmt: skip
+                  f"{'× hello':>8} {'server µs':>10} {'client µs':>10}")  # fmt: skip
             for name, paths in routes.items():
                 for c in args.concurrency:
                     # The hello-world is measured just before and just after each cell, and the cell is compared
                     # with their mean: this machine's speed drifts by a third within minutes, and a baseline
                     # measured once, minutes earlier, moved the ratios as much as the code did.
                     before = measure(routes["hello-world"], c)[0] if name != "hello-world" else None
-                    rate, lat = measure(paths, c)
+                    rate, lat, server_us, client_us = measure(paths, c)
                     hello = rate if before is None else (before + measure(routes["hello-world"], c)[0]) / 2
                     p50, p99 = np.percentile(lat, 50) * 1000, np.percentile(lat, 99) * 1000
+                    client = f"{client_us:>10.0f}" if pool is None else f"{'-':>10}"
                     print(f"{name:<16} {c:>5} {rate:>8,.0f} {p50:>8.2f} {p99:>8.2f} {hello:>12,.0f} "
-                          f"{rate / hello:>8.3f}", flush=True)  # fmt: skip
+                          f"{rate / hello:>8.3f} {server_us:>10.0f} {client}", flush=True)  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -13,7 +13,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)$", re.M)
+ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)\s+(\d+)\s+(\d+|-)$",
+                 re.M)  # fmt: skip
 
 
 def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path) -> None:
@@ -31,9 +32,10 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
     rows = {(m[0], int(m[1])): m for m in ROW.findall(run.stdout)}
     routes = {"hello-world", "home", "next-track", "discover-weekly", "daily-mixes", "blend", "search"}
     assert set(rows) == {(r, 2) for r in routes}, run.stdout
-    for (route, _), (_, _, rate, _, _, hello, ratio) in rows.items():
+    for (route, _), (_, _, rate, _, _, hello, ratio, server_us, client_us) in rows.items():
         rate, hello = float(rate.replace(",", "")), float(hello.replace(",", ""))
         assert rate > 0 and hello > 0
+        assert int(server_us) > 0 and int(client_us) > 0, route  # both do work for every request
         assert float(ratio) == pytest.approx(rate / hello, abs=0.002), route
         if route == "hello-world":
             assert float(ratio) == 1.0
@@ -46,7 +48,8 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert two.returncode == 0, two.stdout + two.stderr
-    assert {(m[0], int(m[1])) for m in ROW.findall(two.stdout)} == {("hello-world", 2), ("discover-weekly", 2)}
+    assert {(m[0], int(m[1]), m[-1]) for m in ROW.findall(two.stdout)} == {("hello-world", 2, "-"),
+                                                                        ("discover-weekly", 2, "-")}  # fmt: skip
     # And with the online store in Redis (``--redis``), every precomputed list copied there.
     on_redis = subprocess.run(
         [sys.executable, "bench/serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
