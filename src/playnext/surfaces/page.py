@@ -34,7 +34,7 @@ class AnswerItem(msgspec.Struct, omit_defaults=True, gc=False):
 class Page(msgspec.Struct, array_like=True):
     """The answer's items, and the ids and types its exposure logs, each as a JSON array; ``cuts`` says where item
     ``i`` ends in each of the three (``_CUT``), so the first ``n`` items are three slices. Bytes, not lists: a Daily
-    Mix of six 30-item mixes decoded in 20 µs as lists of strings, most of its answer's work."""
+    Mix of six 30-item mixes took 20 µs to decode with lists of strings, against 130-140 µs for its whole answer."""
 
     surface: str
     model_version: str | None
