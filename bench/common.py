@@ -33,6 +33,16 @@ async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, me
     return status
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor's workers), as ``/proc`` lists them now; one that exited while
+    being looked at has none."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return [pid]
+    return [pid, *(p for child in children for p in process_tree(int(child)))]
+
+
 def world(data: Path, users: int, tracks: int, days: int, *, batch: bool = True) -> dict[str, str]:
     """The environment of a world in ``data``: simulated and trained unless a model is already promoted there,
     then precomputed (``batch``). Prints what each step took."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import random
@@ -30,23 +31,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from bench.common import request, world
+from bench.common import process_tree, request, world
 from tests.e2e import Server, playnext
 
 ROUTES = ("ingest", "home", "discover-weekly", "daily-mixes", "next", "blend", "search")
 
 
 def rss_mb(pid: int) -> float:
-    """Of ``pid`` and its children (a supervisor's workers)."""
+    """Of ``pid`` and its descendants (a supervisor's workers)."""
     total = 0.0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) / 1024
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:  # exited between two looks
-        return total
-    return total + sum(rss_mb(int(c)) for c in children)
+    for process in process_tree(pid):
+        with contextlib.suppress(FileNotFoundError):  # exited between two looks
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
 
 
 def _events(rng: random.Random, users: int, tracks: int, n: int) -> bytes:

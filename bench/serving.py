@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 
-from bench.common import request, world
+from bench.common import process_tree, request, world
 from tests.e2e import listening_sockets, playnext
 from tests.redis_server import RedisServer
 
@@ -123,19 +123,6 @@ def wait_until_serving(server: subprocess.Popen[bytes], port: int, workers: int)
             pass
         time.sleep(0.1)
     raise RuntimeError("the server was not serving within 15 minutes")
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants: the server, or its supervisor and workers."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            parents[int(entry.name)] = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
-    tree, frontier = [pid], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
 
 
 def cpu_seconds(pids: list[int]) -> float:
