@@ -241,6 +241,37 @@ def test_batch_surfaces_are_served_from_the_store_and_misses_are_computed_once(c
     assert state.store.get_list("home", "newcomer") is None  # arbitrary ids never fill the store
 
 
+def test_a_value_stored_as_picks_by_an_older_playnext_is_answered_from_the_store_and_left_as_it_is(
+    client: TestClient, auth: dict
+) -> None:
+    """Upgraded servers sharing a store with older ones (a rolling upgrade) answer from what the older ones wrote,
+    the same answer as from a page, and do not overwrite it."""
+    import datetime as dt
+
+    import msgspec
+
+    from playnext.experiments.treatment import CONTROL
+    from playnext.surfaces.precomputed import Stored, compute, valid_for
+
+    state = client.app.state
+    version, day = state.model.version, dt.datetime.now(dt.UTC).date()
+    for surface, path in [("discover-weekly", "discover-weekly?n=12"), ("daily-mix", "daily-mixes?size=7")]:
+        older = msgspec.msgpack.encode(Stored(version.id, valid_for(surface, day),
+                                              compute(version, surface, "u8", day), CONTROL.key(surface)))  # fmt: skip
+        state.store.put_lists(surface, [("u8", older)])
+        from_picks = client.get(f"/v1/users/u8/{path}", headers=auth).json()
+        assert from_picks["source"] == "precomputed", surface
+        assert state.store.get_list(surface, "u8") == older  # not rewritten
+        state.store.forget("u8")
+        from_pages = client.get(f"/v1/users/u8/{path}", headers=auth).json()  # computed and stored as pages
+        assert from_pages["source"] == "computed" and state.store.get_list(surface, "u8") != older
+
+        def shown(body: dict) -> list:
+            return [(b.get("name"), b["items"]) for b in body.get("mixes", [body])]
+
+        assert shown(from_picks) == shown(from_pages), surface
+
+
 def test_a_listener_forgotten_elsewhere_is_never_stored_from_the_version_held_in_memory(
     client: TestClient, auth: dict
 ) -> None:

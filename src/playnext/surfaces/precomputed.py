@@ -43,8 +43,8 @@ class Stored(msgspec.Struct, array_like=True):
 
 
 class StoredPages(msgspec.Struct, array_like=True):
-    """A ``PAGED`` surface's value. Its third field is a string where ``Stored`` has lists, so a value of one kind
-    never reads as the other, and one an older playnext stored as picks is a miss (recomputed, then overwritten)."""
+    """A ``PAGED`` surface's value. Its third field is a string where ``Stored`` has lists, so neither decoder
+    misreads a value of the other kind (``current_pages`` reads one an older playnext stored as picks on purpose)."""
 
     model_version: str
     valid_for: str
@@ -73,24 +73,40 @@ def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[Surfac
 def current(blob: bytes | None, version: ModelVersion, surface: str, day: dt.date,
             treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
     """The lists a stored value holds when they are current (this version, this week, the listener's experiment
-    parameters). An empty list is a valid answer, so a missing or stale value raises ``LookupError``."""
-    return _current(_decoder, blob, version, surface, day, treatment).lists
+    parameters). An empty list is a valid answer, so a missing, stale or unreadable value raises ``LookupError``."""
+    try:
+        return _checked(_decoder.decode(_present(blob, surface)), version, surface, day, treatment).lists
+    except msgspec.DecodeError:
+        raise LookupError(surface) from None  # not a value of this kind: recompute, the batch will overwrite
 
 
 def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: dt.date,
                   treatment: Treatment = CONTROL) -> list[Page]:  # fmt: skip
-    """``current`` for a ``PAGED`` surface's value: its pages."""
-    return _current(_pages_decoder, blob, version, surface, day, treatment).pages
+    """``current`` for a ``PAGED`` surface's value: its pages.
+
+    A value stored as picks (by a playnext from before pages, 2026-11-26) reads as the pages of its picks, which
+    are the pages the batch would store for them. So after an upgrade every listener is still answered from the
+    store until the next batch rewrites the values, and during a rolling upgrade over a shared online store the
+    upgraded servers answer from what the older ones wrote instead of recomputing it and overwriting it."""
+    present = _present(blob, surface)
+    try:
+        return _checked(_pages_decoder.decode(present), version, surface, day, treatment).pages
+    except msgspec.DecodeError:
+        pass
+    try:
+        older = _checked(_decoder.decode(present), version, surface, day, treatment)
+    except msgspec.DecodeError:
+        raise LookupError(surface) from None
+    return [page_of(shown) for shown in older.lists]
 
 
-def _current(decoder: msgspec.msgpack.Decoder[_Value], blob: bytes | None, version: ModelVersion, surface: str,
-             day: dt.date, treatment: Treatment) -> _Value:  # fmt: skip
+def _present(blob: bytes | None, surface: str) -> bytes:
     if blob is None:
         raise LookupError(surface)
-    try:
-        stored = decoder.decode(blob)
-    except msgspec.DecodeError:
-        raise LookupError(surface) from None  # written by an older playnext: recompute, the batch will overwrite
+    return blob
+
+
+def _checked(stored: _Value, version: ModelVersion, surface: str, day: dt.date, treatment: Treatment) -> _Value:
     if (stored.model_version != version.id or stored.valid_for != valid_for(surface, day)
             or stored.params != treatment.key(surface)):  # fmt: skip
         raise LookupError(surface)
