@@ -34,7 +34,8 @@ HOME_SIZE = 10  # Home is precomputed for pages of up to this many cards per she
 
 
 class Stored(msgspec.Struct, array_like=True):
-    """Home's value: its shelves as picks."""
+    """Home's value: its shelves as picks (and Discover Weekly's and Daily Mix's as an older playnext stored them,
+    which ``current_pages`` still reads)."""
 
     model_version: str
     valid_for: str
