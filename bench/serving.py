@@ -249,15 +249,16 @@ def main() -> None:
             def measure(paths: list[str], c: int) -> tuple[float, list[float], float, float]:
                 """req/s, latencies, and the server's and this client process's CPU µs per request."""
                 spread(port, paths, key, c, 0.5, pool, args.clients)  # warm up
-                server_cpu, client_cpu = cpu_seconds(serving), sum(os.times()[:2])
+                server_cpu, client_cpu = cpu_seconds(serving), time.process_time()
                 rate, latencies = spread(port, paths, key, c, args.seconds, pool, args.clients)
                 per = 1e6 / max(1, len(latencies))
                 return (rate, latencies, (cpu_seconds(serving) - server_cpu) * per,
-                        (sum(os.times()[:2]) - client_cpu) * per)  # fmt: skip
+                        (time.process_time() - client_cpu) * per)  # fmt: skip
 
-            # Where the two cores go: the server's CPU (every worker and the supervisor) and the client's (in this
-            # process; not counted with ``--clients``) per request. On a machine the run saturates, the ratio is
-            # about the hello-world's total over the route's.
+            # Where the two cores go: the server's CPU (every worker and the supervisor, from ``/proc`` in clock
+            # ticks) and the client's (in this process, to the nanosecond: a short cell of a slow route has too few
+            # requests for ticks; not counted with ``--clients``) per request. On a machine the run saturates, the
+            # ratio is about the hello-world's total over the route's.
             print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'hello req/s':>12} "
                   f"{'× hello':>8} {'server µs':>10} {'client µs':>10}")  # fmt: skip
             for name, paths in routes.items():
