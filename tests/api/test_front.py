@@ -60,3 +60,43 @@ def test_other_paths_and_other_methods_fall_through_to_the_app_behind(client: Te
     assert client.get("/other").json() == {"answered_by": "behind"}
     assert client.post("/u/u42").status_code == 405  # the app behind answers the wrong method
     assert client.get("/nowhere").status_code == 404
+
+
+def _front(*routes: Route) -> TestClient:
+    return TestClient(FrontRoutes(Starlette(routes=[Route("/{rest:path}", behind)]), list(routes)),
+                      raise_server_exceptions=False)  # fmt: skip
+
+
+async def literal(request: Request) -> Response:
+    return JSONResponse({"route": request.scope["route"].path, "params": request.path_params})
+
+
+def test_a_path_is_matched_as_starlette_would_the_first_listed_route_winning() -> None:
+    templates = ["/v1/users/me/home", "/v1/users/{user_id}/home", "/v1/users/{user_id}/next", "/v1/{a}/{b}/home"]
+    client = _front(*(NamedRoute(path, literal) for path in templates))
+    assert client.get("/v1/users/me/home").json() == {"route": "/v1/users/me/home", "params": {}}
+    assert client.get("/v1/users/u1/home").json() == {"route": "/v1/users/{user_id}/home", "params": {"user_id": "u1"}}
+    assert client.get("/v1/users/u1/next").json()["params"] == {"user_id": "u1"}
+    assert client.get("/v1/x/y/home").json() == {"route": "/v1/{a}/{b}/home", "params": {"a": "x", "b": "y"}}
+    # The same templates listed the other way round: the parameter's route now comes first and answers "me" too.
+    flipped = _front(NamedRoute("/v1/users/{user_id}/home", literal), NamedRoute("/v1/users/me/home", literal))
+    assert flipped.get("/v1/users/me/home").json()["route"] == "/v1/users/{user_id}/home"
+
+
+@pytest.mark.parametrize("path", ["/v1/users//home", "/v1/users/u1/home/", "/v1/users/u1", "/v1/users/a/b/home",
+                                  "/v1/users/u1/homes"])  # fmt: skip
+def test_a_path_no_front_route_names_falls_through(path: str) -> None:
+    client = _front(NamedRoute("/v1/users/{user_id}/home", literal))
+    assert client.get(path).json() == {"answered_by": "behind"}
+
+
+def test_paths_under_a_root_path_are_matched_without_it() -> None:
+    client = TestClient(FrontRoutes(Starlette(), [NamedRoute("/v1/users/{user_id}/home", literal)]),
+                        root_path="/api")  # fmt: skip
+    assert client.get("/api/v1/users/u1/home").json()["params"] == {"user_id": "u1"}
+
+
+def test_a_template_the_lookup_cannot_match_is_refused_when_the_router_is_built() -> None:
+    for path in ("/v1/files/{path:path}", "/v1/items/{n:int}", "/v1/users/u-{user_id}"):
+        with pytest.raises(ValueError, match="whole-segment string parameters"):
+            FrontRoutes(Starlette(), [NamedRoute(path, literal)])

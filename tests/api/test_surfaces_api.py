@@ -93,7 +93,9 @@ def test_blend_serves_every_member(client: TestClient, auth: dict) -> None:
         ("/v1/users/u1/discover-weekly?n=101", 422),
         ("/v1/users/u1/discover-weekly?country=sweden", 422),
         ("/v1/users/" + "x" * 200 + "/discover-weekly", 422),
+        ("/v1/users/" + "é" * 129 + "/discover-weekly", 422),  # one character over the id's 128
         ("/v1/users/u%07/discover-weekly", 422),
+        ("/v1/users/u%C2%85/daily-mixes", 422),  # a non-printable character outside ASCII (NEL)
         ("/v1/users/u1/next", 422),
         ("/v1/blend?users=u1", 422),
         ("/v1/blend?users=" + ",".join(f"u{i}" for i in range(11)), 422),
@@ -104,6 +106,12 @@ def test_bad_queries_are_clear_4xx(client: TestClient, auth: dict, path: str, st
     got = client.get(path, headers=auth)
     assert got.status_code == status, got.text
     assert "Traceback" not in got.text and ("message" in got.json() or "detail" in got.json())
+
+
+def test_an_id_of_the_longest_length_allowed_is_a_listener(client: TestClient, auth: dict) -> None:
+    got = client.get("/v1/users/" + "é" * 128 + "/discover-weekly", headers=auth)
+    assert got.status_code == 200 and got.json()["user_id"] == "é" * 128
+    assert got.headers["content-type"] == "application/json" and int(got.headers["content-length"]) == len(got.content)
 
 
 def test_without_a_model_every_surface_answers_popular_items_flagged_fallback(settings: Settings) -> None:

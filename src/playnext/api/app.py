@@ -17,6 +17,7 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -101,6 +102,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
         description="Events in, personalized audio out.",
         lifespan=lifespan,
     )
+    app.state = AppState()
     app.state.settings = settings
     app.state.keys = KeyStore(settings.keys_file, recheck_s=settings.keys_recheck_s)
     app.state.clock = Clock(max_skew=dt.timedelta(seconds=settings.max_clock_skew_s))
@@ -132,6 +134,18 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
     app.include_router(dashboard.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class AppState(State):
+    """``app.state`` with plain attributes. Starlette's ``State`` keeps them in a dictionary behind ``__getattr__``,
+    a Python call for each of the ten reads a precomputed answer makes; here ``_state`` is the instance's own
+    dictionary, so Starlette's code that reads it sees the same values."""
+
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+    __delattr__ = object.__delattr__  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_state", self.__dict__)
 
 
 class PlaynextApp(FastAPI):

@@ -10,33 +10,76 @@ matches a front route's path but not its method, so 405s stay FastAPI's. The req
 middleware sit outside this router and see every request. FastAPI's native OpenTelemetry, once someone configures
 a provider, also sees every request (it wraps the whole app in ``FastAPI.__call__``), but names only the routes
 that fall through; playnext's Prometheus metrics time every route by its template.
+
+A path is matched by one dictionary lookup on its literal segments, not by trying each route's regular expression
+in turn: Discover Weekly's route came fourth, after four misses of about a microsecond each.
 """
 
 from __future__ import annotations
 
+import re
+from operator import itemgetter
+from typing import Any
+
+from starlette.convertors import StringConvertor
 from starlette.requests import Request
-from starlette.routing import Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from playnext.api.errors import error_for
+
+_PARAM = re.compile(r"\{(\w+)\}")
+# A shape: where a path of that many segments has its literal ones, and the routes keyed by those literals.
+_Shape = tuple[itemgetter, dict[Any, tuple[int, Route, tuple[tuple[str, int], ...]]]]  # type: ignore[type-arg]
 
 
 class FrontRoutes:
     def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
         self.app, self.routes = app, routes
+        self._shapes: dict[int, list[_Shape]] = {}
+        literal_sets: dict[tuple[int, tuple[int, ...]], _Shape] = {}
+        for order, route in enumerate(routes):
+            parts = route.path.split("/")
+            params = tuple((m[1], i) for i, part in enumerate(parts) if (m := _PARAM.fullmatch(part)))
+            if any("{" in part for part in parts if not _PARAM.fullmatch(part)) or any(
+                type(route.param_convertors[name]) is not StringConvertor for name, _ in params
+            ):
+                raise ValueError(f"front route {route.path!r}: only whole-segment string parameters are matched here")
+            literal = tuple(i for i in range(len(parts)) if i not in {at for _, at in params})
+            shape = literal_sets.get((len(parts), literal))
+            if shape is None:
+                shape = literal_sets[(len(parts), literal)] = (itemgetter(*literal), {})
+                self._shapes.setdefault(len(parts), []).append(shape)
+            pick, table = shape
+            table.setdefault(pick(parts), (order, route, params))  # the first of two equal templates wins
+
+    def match(self, scope: Scope) -> tuple[Route, dict[str, str]] | None:
+        """The route a request's path names (the first listed, if several do) and its path parameters; None if
+        none does. The method is not looked at."""
+        path: str = scope["path"]
+        if root := scope.get("root_path"):
+            path = path[len(root) :] if path.startswith(root) else path
+        parts = path.split("/")
+        best: tuple[int, Route, tuple[tuple[str, int], ...]] | None = None
+        for pick, table in self._shapes.get(len(parts), ()):
+            found = table.get(pick(parts))
+            if found is not None and (best is None or found[0] < best[0]) and all(parts[i] for _, i in found[2]):
+                best = found
+        if best is None:
+            return None
+        return best[1], {name: parts[i] for name, i in best[2]}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for route in self.routes:
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child)
-                    scope["route"] = route  # the template the metrics time it under
-                    request = Request(scope, receive, send)
-                    try:
-                        response = await route.endpoint(request)
-                    except Exception as exc:  # the error shape FastAPI's handlers give its own routes
-                        response = error_for(request, exc)
-                    await response(scope, receive, send)
-                    return
+        if scope["type"] == "http" and (found := self.match(scope)) is not None:
+            route, params = found
+            if route.methods is None or scope["method"] in route.methods:
+                scope["endpoint"], scope["path_params"] = route.endpoint, params
+                scope["route"] = route  # the template the metrics time it under
+                request = Request(scope, receive, send)
+                try:
+                    response = await route.endpoint(request)
+                except Exception as exc:  # the error shape FastAPI's handlers give its own routes
+                    response = error_for(request, exc)
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
