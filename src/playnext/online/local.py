@@ -61,6 +61,7 @@ WITH RECURSIVE surfaces(name) AS (
 )
 DELETE FROM lists WHERE user_id = ?1 AND surface IN (SELECT name FROM surfaces)
 """
+_GET_LIST = "SELECT value FROM lists WHERE surface = ? AND user_id = ?"
 WRITE_CHUNK = 5_000  # rows per transaction in bulk writes: readers see progress, memory stays flat
 
 
@@ -199,12 +200,10 @@ class LocalStore(OnlineStore):
         return written
 
     def get_list(self, surface: str, user_id: str) -> bytes | None:
-        with self._errors():
-            row = (
-                self._db()
-                .execute("SELECT value FROM lists WHERE surface = ? AND user_id = ?", (surface, user_id))
-                .fetchone()
-            )
+        try:  # ``_errors`` spelt out: every precomputed answer reads here, and a context manager is three calls
+            row = self._db().execute(_GET_LIST, (surface, user_id)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"online store {self.path}: {exc}") from exc
         return None if row is None else bytes(row[0])
 
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
