@@ -9,13 +9,14 @@ from fastapi import Request
 
 from playnext.api.errors import ApiError
 from playnext.api.keys import ApiKey, KeyStore
+from playnext.api.observability import first_header
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def require_scope(scope: str) -> Callable[[Request], ApiKey]:
     def check(request: Request) -> ApiKey:
-        header = _authorization(request.scope["headers"])
+        header = (first_header(request.scope, b"authorization") or b"").decode("latin-1")
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'", _CHALLENGE)
@@ -33,15 +34,6 @@ def require_scope(scope: str) -> Callable[[Request], ApiKey]:
 
     check.__name__ = f"require_{scope}"
     return check
-
-
-def _authorization(headers: list[tuple[bytes, bytes]]) -> str:
-    """The first ``Authorization`` header, read off the ASGI scope: building Starlette's ``Headers`` for it cost
-    more than the key's check."""
-    for name, value in headers:
-        if name == b"authorization":
-            return value.decode("latin-1")
-    return ""
 
 
 def scope_dependency(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:

@@ -21,7 +21,7 @@ import re
 from operator import itemgetter
 from typing import Any
 
-from starlette.convertors import StringConvertor
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,39 +29,35 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from playnext.api.errors import error_for
 
 _PARAM = re.compile(r"\{(\w+)\}")
-# A shape: where a path of that many segments has its literal ones, and the routes keyed by those literals.
-_Shape = tuple[itemgetter, dict[Any, tuple[int, Route, tuple[tuple[str, int], ...]]]]  # type: ignore[type-arg]
+_Found = tuple[int, Route, tuple[tuple[str, int], ...]]  # (the route's place in the list, it, its parameters)
 
 
 class FrontRoutes:
     def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
-        self.app, self.routes = app, routes
-        self._shapes: dict[int, list[_Shape]] = {}
-        literal_sets: dict[tuple[int, tuple[int, ...]], _Shape] = {}
+        self.app = app
+        # segment count → where a path's literal segments are → those literals → the route they name
+        self._shapes: dict[int, dict[tuple[int, ...], tuple[itemgetter, dict[Any, _Found]]]] = {}  # type: ignore[type-arg]
         for order, route in enumerate(routes):
             parts = route.path.split("/")
-            params = tuple((m[1], i) for i, part in enumerate(parts) if (m := _PARAM.fullmatch(part)))
-            if any("{" in part for part in parts if not _PARAM.fullmatch(part)) or any(
-                type(route.param_convertors[name]) is not StringConvertor for name, _ in params
-            ):
-                raise ValueError(f"front route {route.path!r}: only whole-segment string parameters are matched here")
-            literal = tuple(i for i in range(len(parts)) if i not in {at for _, at in params})
-            shape = literal_sets.get((len(parts), literal))
-            if shape is None:
-                shape = literal_sets[(len(parts), literal)] = (itemgetter(*literal), {})
-                self._shapes.setdefault(len(parts), []).append(shape)
-            pick, table = shape
-            table.setdefault(pick(parts), (order, route, params))  # the first of two equal templates wins
+            params, literal = [], []
+            for i, part in enumerate(parts):
+                if found := _PARAM.fullmatch(part):  # ``{name}``: a string; a convertor would read ``{name:int}``
+                    params.append((found[1], i))
+                elif "{" in part:
+                    raise ValueError(f"front route {route.path!r}: only whole-segment string parameters are "
+                                     "matched here")  # fmt: skip
+                else:
+                    literal.append(i)
+            shapes = self._shapes.setdefault(len(parts), {})
+            pick, table = shapes.setdefault(tuple(literal), (itemgetter(*literal), {}))
+            table.setdefault(pick(parts), (order, route, tuple(params)))  # the first of two equal templates wins
 
     def match(self, scope: Scope) -> tuple[Route, dict[str, str]] | None:
         """The route a request's path names (the first listed, if several do) and its path parameters; None if
         none does. The method is not looked at."""
-        path: str = scope["path"]
-        if root := scope.get("root_path"):
-            path = path[len(root) :] if path.startswith(root) else path
-        parts = path.split("/")
-        best: tuple[int, Route, tuple[tuple[str, int], ...]] | None = None
-        for pick, table in self._shapes.get(len(parts), ()):
+        parts = get_route_path(scope).split("/")  # without the root path, as Starlette's own routes match
+        best: _Found | None = None
+        for pick, table in self._shapes.get(len(parts), {}).values():
             found = table.get(pick(parts))
             if found is not None and (best is None or found[0] < best[0]) and all(parts[i] for _, i in found[2]):
                 best = found

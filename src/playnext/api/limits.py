@@ -13,6 +13,7 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from playnext.api.errors import error_response
+from playnext.api.observability import first_header
 
 MAX_URL_BYTES = 8 * 1024
 
@@ -55,7 +56,7 @@ class SizeLimits:
                     scope, receive, send
                 )
                 return
-            declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            declared = first_header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 message = f"the body is {int(declared)} bytes; the limit is {self.max_body_bytes}"
                 await error_response(413, "too_large", message)(scope, receive, send)

@@ -132,6 +132,15 @@ def _srm(settings: Any) -> GaugeMetricFamily:
     return family
 
 
+def first_header(scope: Scope, name: bytes) -> bytes | None:
+    """A request header's first value, read off the ASGI scope (names come lower-cased): the middleware and the
+    key's check read one each per request, and Starlette's ``Headers`` would be built for it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -140,7 +149,7 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        given = (first_header(scope, b"x-request-id") or b"").decode("latin-1")
         rid = given if _SANE_ID.match(given) else unique_id()
         token = request_id.set(rid)
         status = 500
