@@ -548,3 +548,36 @@ def test_an_answer_waits_for_its_impressions_once_the_writer_is_behind(
         before = stats.events_stored
         assert client.get(f"/v1/users/u{n}/discover-weekly?n=5", headers=auth).status_code == 200
         assert stats.events_stored == before + 1  # one exposure record per shown list
+
+
+def test_answers_whose_round_of_impressions_fails_are_counted_and_logged_once(
+    client: TestClient, auth: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answers go out before their round is on disk; when that round fails, each is counted as lost and the round
+    is logged once (not once per answer)."""
+    import os
+    import time
+
+    event_log = client.app.state.event_log  # type: ignore[attr-defined]
+    client.get("/v1/users/u1/discover-weekly", headers=auth)  # computed once: the answers below are cheap
+    client.get("/v1/users/u2/discover-weekly", headers=auth)
+    time.sleep(event_log.fresh_interval_s * 3)  # earlier rounds written
+    monkeypatch.setattr(event_log, "fresh_interval_s", 2.0)  # the next round waits, gathering three answers
+    monkeypatch.setattr(event_log, "_fresh_round_at", time.monotonic())
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    for user in ("u1", "u2", "u1"):
+        assert client.get(f"/v1/users/{user}/discover-weekly", headers=auth).status_code == 200
+    deadline = time.monotonic() + 10
+    while "playnext_impressions_lost_total 3.0" not in (text := client.get("/metrics").text):
+        assert time.monotonic() < deadline, [line for line in text.splitlines() if "lost" in line]
+        time.sleep(0.05)
+    errors = [r.getMessage() for r in caplog.records if "exposure log failed" in r.getMessage()]
+    assert len(errors) == 1 and "of 3 answer(s)" in errors[0] and "Input/output" in errors[0]
+    monkeypatch.undo()  # the writer recovers: the next round is written and nothing more is lost
+    assert client.get("/v1/users/u2/discover-weekly", headers=auth).status_code == 200
+    time.sleep(event_log.fresh_interval_s * 3)
+    assert "playnext_impressions_lost_total 3.0" in client.get("/metrics").text

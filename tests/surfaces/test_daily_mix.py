@@ -24,3 +24,10 @@ def test_mixes_follow_the_listeners_genres_and_mix_familiar_with_new(version) ->
 
 def test_a_listener_without_history_has_no_mixes_yet(version) -> None:
     assert daily_mixes(version, "stranger") == []
+
+
+def test_a_favourite_reads_as_english_whatever_the_genre() -> None:
+    from playnext.surfaces.daily_mix import _article
+
+    assert [f"{_article(g)} {g}" for g in ("electronic", "Indie", "rock", "hip-hop")] == [
+        "an electronic", "an Indie", "a rock", "a hip-hop"]  # fmt: skip

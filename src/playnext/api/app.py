@@ -121,6 +121,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
     app.state.pending_lists = {}  # surface computations in flight, shared by concurrent requests (api.lists)
     app.state.metrics = Metrics()
     app.state.metrics.watch(app.state)
+    app.state.unlogged = surfaces.UnloggedAnswers(app.state.metrics.impressions_lost)
     app.state.ingest_sampler = IngestSampler(app.state.metrics)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s)
     errors.install(app)

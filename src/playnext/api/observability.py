@@ -47,7 +47,8 @@ class Metrics:
         self.store_errors = Counter("playnext_online_store_errors", "Online store calls that failed", ["operation"],
                                     registry=r)  # fmt: skip
         self._answer_children: dict[tuple[str, str], Any] = {}
-        self.impressions_lost = Counter("playnext_impressions_lost", "Impressions answered but not logged",
+        self.impressions_lost = Counter("playnext_impressions_lost",
+                                        "Answers given whose impressions a failed round of the log lost",
                                         registry=r)  # fmt: skip
         # The counts as a scrape sees them: this registry's, or with several workers every worker's files; then
         # what a scrape reads: those and the state collector's.

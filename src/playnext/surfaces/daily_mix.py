@@ -50,12 +50,18 @@ def daily_mixes(
         order += [*familiar[len(discover):], *discover[len(familiar):]]  # fmt: skip
         order = np.array(order[:size], dtype=np.int64)
         is_new = np.isin(order, discover)
-        reasons = [f"new in your {genre} mix" if n else f"a {genre} favourite of yours" for n in is_new.tolist()]
+        favourite = f"{_article(genre)} {genre} favourite of yours" if genre else "a favourite of yours"
+        reasons = [f"new in your {genre} mix" if n else favourite for n in is_new.tolist()]
         name = f"{genre.title()} Mix" if genre else f"{data.meta.creator[order[0]]} Mix"
         scores = np.linspace(1.0, 0.0, num=len(order), endpoint=False)
         mixes.append(SurfaceList("daily-mix", picks(version, order, scores, reasons), False, version.id,
                                  {"name": name, "mix": number, "genre": genre}))  # fmt: skip
     return mixes
+
+
+def _article(word: str) -> str:
+    """By the first letter ("an electronic favourite", not "a electronic"), which is right for genre names."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def popular_mix(version: ModelVersion, user_id: str, day: dt.date, *, size: int = MAX_SIZE,
