@@ -131,17 +131,23 @@ def test_without_a_model_every_surface_answers_popular_items_flagged_fallback(se
             assert got.status_code == 200, (path, got.text)
             body = got.json()
             assert body["fallback"] is True and body["source"] == "fallback" and body["model_version"] is None
+            assert body["request_id"] == got.headers["x-request-id"], path
         dw = c.get("/v1/users/u1/discover-weekly?n=2", headers=auth).json()
         assert [i["item_id"] for i in dw["items"]] == ["t2", "t0"]  # the most played first
         assert c.get("/v1/users/u1/home", headers=auth).json()["shelves"][0]["items"]
 
 
 def test_daily_mixes_for_known_and_new_listeners(client: TestClient, auth: dict) -> None:
-    known = client.get("/v1/users/u0/daily-mixes?size=8", headers=auth).json()
+    answer = client.get("/v1/users/u0/daily-mixes?size=8", headers=auth)
+    known = answer.json()
     assert [m["name"] for m in known["mixes"]] == ["Rock Mix"] and known["fallback"] is False
-    assert len(known["mixes"][0]["items"]) == 8 and known["mixes"][0]["request_id"]
+    assert len(known["mixes"][0]["items"]) == 8
+    # the request id and variant on the answer itself, as every surface's, and on each mix, as before
+    assert known["request_id"] == known["mixes"][0]["request_id"] == answer.headers["x-request-id"]
+    assert known["surface"] == "daily-mix" and "variant" in known and known["variant"] == known["mixes"][0]["variant"]
     new = client.get("/v1/users/nobody/daily-mixes", headers=auth).json()
     assert new["fallback"] is True and new["mixes"][0]["name"] == "Popular Mix"
+    assert new["request_id"] == new["mixes"][0]["request_id"] and "variant" in new
 
 
 def test_the_server_prepares_search_as_it_loads_a_version(served: Settings) -> None:
@@ -477,6 +483,8 @@ def test_every_answer_and_its_impressions_carry_the_listeners_variant(served: Se
         body = c.get("/v1/users/u3/discover-weekly?n=3", headers=auth).json()
         assert body["variant"] == expected
         assert c.get("/v1/users/u3/home", headers=auth).json()["variant"] == expected
+        mixes = c.get("/v1/users/u3/daily-mixes", headers=auth).json()
+        assert mixes["variant"] == expected and {m["variant"] for m in mixes["mixes"]} == {expected}
         blend = c.get("/v1/blend?users=u3,u30&n=4", headers=auth).json()
         assert blend["variants"]["u3"] == expected and set(blend["variants"]) == {"u3", "u30"}
         c.app.state.event_log.rotate()
