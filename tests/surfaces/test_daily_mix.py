@@ -31,3 +31,11 @@ def test_a_favourite_reads_as_english_whatever_the_genre() -> None:
 
     assert [f"{_article(g)} {g}" for g in ("electronic", "Indie", "rock", "hip-hop")] == [
         "an electronic", "an Indie", "a rock", "a hip-hop"]  # fmt: skip
+
+
+def test_a_mix_without_a_genre_is_named_after_its_artist_and_its_reasons_name_no_genre(version, monkeypatch) -> None:
+    meta = version.data.meta
+    monkeypatch.setattr(meta, "genre", np.full(len(meta.genre), "", dtype=object))
+    (mix,) = daily_mixes(version, "u0", size=10)
+    assert mix.meta["name"].endswith(" Mix") and mix.meta["genre"] == ""
+    assert {p.reason for p in mix.items} == {"new in this mix", "a favourite of yours"}

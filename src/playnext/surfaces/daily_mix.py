@@ -50,8 +50,11 @@ def daily_mixes(
         order += [*familiar[len(discover):], *discover[len(familiar):]]  # fmt: skip
         order = np.array(order[:size], dtype=np.int64)
         is_new = np.isin(order, discover)
-        favourite = f"{_article(genre)} {genre} favourite of yours" if genre else "a favourite of yours"
-        reasons = [f"new in your {genre} mix" if n else favourite for n in is_new.tolist()]
+        if genre:
+            new_here, favourite = f"new in your {genre} mix", f"{_article(genre)} {genre} favourite of yours"
+        else:  # named after its top artist
+            new_here, favourite = "new in this mix", "a favourite of yours"
+        reasons = [new_here if n else favourite for n in is_new.tolist()]
         name = f"{genre.title()} Mix" if genre else f"{data.meta.creator[order[0]]} Mix"
         scores = np.linspace(1.0, 0.0, num=len(order), endpoint=False)
         mixes.append(SurfaceList("daily-mix", picks(version, order, scores, reasons), False, version.id,
