@@ -125,9 +125,7 @@ async def _without_model(request: Request, surface: str, viewers: list[str], n: 
                              "items": page.answer_items()}]  # fmt: skip
     body = await _shown(request, page, viewers, extra, "fallback")
     if surface == "daily-mix":
-        return _json({"request_id": body["request_id"], "surface": "daily-mix", "user_id": viewers[0],
-                      "variant": body["variant"], "model_version": None, "fallback": True, "source": "fallback",
-                      "mixes": [{**body, "name": "Popular Mix", "mix": 1}]})  # fmt: skip
+        return _mixes_answer(viewers[0], None, "fallback", [{**body, "name": "Popular Mix", "mix": 1}])
     return _json(body)
 
 
@@ -291,9 +289,15 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         mixes, source = [], "live"
     shown = [mix.first(size) for mix in mixes or popular()]
     answers = await _all_shown(request, shown, [user], {"user_id": user}, source, treatment)
-    return _json({"request_id": answers[0]["request_id"], "surface": "daily-mix", "user_id": user,
-                  "variant": treatment.label, "model_version": version.id, "fallback": answers[0]["fallback"],
-                  "source": source, "mixes": answers})  # fmt: skip
+    return _mixes_answer(user, version.id, source, answers)
+
+
+def _mixes_answer(user: str, model_version: str | None, source: str, mixes: list[dict[str, Any]]) -> Response:
+    """Daily Mix's answer: its mixes, under the request id, variant and fallback flag they share."""
+    first = mixes[0]
+    return _json({"request_id": first["request_id"], "surface": "daily-mix", "user_id": user,
+                  "variant": first["variant"], "model_version": model_version, "fallback": first["fallback"],
+                  "source": source, "mixes": mixes})  # fmt: skip
 
 
 async def get_home(request: Request, user_id: str, size: int, country: str | None) -> Response:
