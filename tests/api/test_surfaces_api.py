@@ -255,6 +255,44 @@ def test_batch_surfaces_are_served_from_the_store_and_misses_are_computed_once(c
     assert state.store.get_list("home", "newcomer") is None  # arbitrary ids never fill the store
 
 
+def test_the_default_length_is_answered_from_the_rendered_answer_and_equals_the_answer_from_pages(
+    client: TestClient, auth: dict
+) -> None:
+    """The batch renders each value's default answer (``surfaces.rendered``); a request for it is filled in from
+    that, any other length is built from the pages, and a value without one (stored before it) answers the same."""
+    import datetime as dt
+
+    import msgspec
+
+    from playnext.surfaces.precomputed import StoredPages, compute, encode
+
+    state, day = client.app.state, dt.datetime.now(dt.UTC).date()
+    version = state.model.version
+
+    def answers(surface: str, path: str, value: bytes) -> dict:
+        state.store.put_lists(surface, [("u6", value)])
+        body = client.get(path, headers=auth).json()
+        assert body["source"] == "precomputed"
+        return {k: v for k, v in body.items() if k not in ("request_id", "mixes")} | {
+            "mixes": [{k: v for k, v in m.items() if k != "request_id"} for m in body.get("mixes", [])]
+        }  # fmt: skip
+
+    for surface, path in (("discover-weekly", "/v1/users/u6/discover-weekly"),
+                          ("daily-mix", "/v1/users/u6/daily-mixes")):  # fmt: skip
+        lists = compute(version, surface, "u6", day)
+        rendered_value = encode(version, surface, day, lists, user_id="u6")
+        stored = msgspec.msgpack.decode(rendered_value, type=StoredPages)
+        assert stored.rendered is not None
+        from_pages = answers(surface, path, encode(version, surface, day, lists))  # stored without a rendering
+        assert answers(surface, path, rendered_value) == from_pages
+        # the rendered answer is what a default request gets: a marked copy shows through, other lengths do not
+        marked = msgspec.structs.replace(stored.rendered, answer=[chunk.replace(b'"source":', b'"marked":1,"source":')
+                                                                  for chunk in stored.rendered.answer])  # fmt: skip
+        value = msgspec.msgpack.encode(msgspec.structs.replace(stored, rendered=marked))
+        assert answers(surface, path, value)["marked"] == 1
+        assert "marked" not in answers(surface, path + ("?n=29" if surface == "discover-weekly" else "?size=19"), value)
+
+
 def test_a_value_stored_as_picks_by_an_older_playnext_is_answered_from_the_store_and_left_as_it_is(
     client: TestClient, auth: dict
 ) -> None:

@@ -24,20 +24,20 @@ from playnext.online.store import OnlineStore, StoreUnavailable
 from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces import precomputed
 from playnext.surfaces.common import SurfaceList
-from playnext.surfaces.page import Page
 
 log = logging.getLogger(__name__)
 
 Source = Literal["precomputed", "computed", "fallback"]
-Shown = TypeVar("Shown", SurfaceList, Page)  # what a stored value reads as: Home's lists, or the others' pages
-Read = Callable[[bytes | None, ModelVersion, str, dt.date, Treatment], list[Shown]]
+# What a stored value reads as: Home's lists, or the others' pages
+Shown = TypeVar("Shown", list[SurfaceList], precomputed.Paged)
+Read = Callable[[bytes | None, ModelVersion, str, dt.date, Treatment], Shown]
 
 
 def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
                        errors: Counter, treatment: Treatment, tombstones: Tombstones,
-                       read: Read[Shown]) -> list[Shown]:  # fmt: skip
-    value = precomputed.encode(version, surface, day, precomputed.compute(version, surface, user_id, day,
-                                                                         treatment=treatment), treatment)  # fmt: skip
+                       read: Read[Shown]) -> Shown:  # fmt: skip
+    lists = precomputed.compute(version, surface, user_id, day, treatment=treatment)
+    value = precomputed.encode(version, surface, day, lists, treatment, user_id)
     try:
         # Not stored if the listener was forgotten since ``version`` was made: this process still holds it as it
         # was before the scrub (it reloads within ``models.reload_interval_s``), and the forget has deleted, or is
@@ -57,8 +57,8 @@ def _finished(pending: dict, key: tuple[str, ...], task: asyncio.Future) -> None
 
 async def lists_for(
     request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
-    fallback: Callable[[], list[Shown]], read: Read[Shown], treatment: Treatment = CONTROL,
-) -> tuple[list[Shown], Source]:  # fmt: skip
+    fallback: Callable[[], Shown], read: Read[Shown], treatment: Treatment = CONTROL,
+) -> tuple[Shown, Source]:  # fmt: skip
     """``read``: how the surface's stored value reads (``precomputed.current`` or ``current_pages``)."""
     state = request.app.state
     store: OnlineStore = state.store
@@ -69,7 +69,7 @@ async def lists_for(
     except StoreUnavailable as exc:
         state.metrics.store_errors.labels("get_list").inc()
         log.warning("online store unavailable, computing %s for %s: %s", surface, user_id, exc)
-    pending: dict[tuple[str, str, str, str], asyncio.Future[list[Shown]]] = state.pending_lists
+    pending: dict[tuple[str, str, str, str], asyncio.Future[Shown]] = state.pending_lists
     key = (version.id, surface, user_id, treatment.key(surface))
     task = pending.get(key)
     if task is None:

@@ -250,7 +250,7 @@ class EventLog:
     def submit_encoded(self, ids: Sequence[str], ndjson: bytes) -> Future[list[bool]]:
         """``submit`` for events validated and encoded elsewhere (a serving worker's, ``events.log_service``):
         line ``i`` of ``ndjson`` (as ``encode_lines`` writes it) is event ``ids[i]``."""
-        _check_lines(ndjson, len(ids))
+        check_lines(ndjson, len(ids))
         return self._submit(_Pending(ids, Future(), ndjson=ndjson))
 
     def _submit(self, pending: _Pending) -> Future[list[bool]]:
@@ -271,7 +271,7 @@ class EventLog:
 
     def submit_fresh_encoded(self, ndjson: bytes, count: int) -> Future[None]:
         """``submit_fresh`` for ``count`` records already encoded as NDJSON (a serving worker's)."""
-        _check_lines(ndjson, count)
+        check_lines(ndjson, count)
         return self._add_fresh((), ndjson, count)
 
     def _add_fresh(self, records: Sequence[msgspec.Struct], ndjson: bytes, count: int) -> Future[None]:
@@ -538,7 +538,7 @@ class EventLog:
             item.future.set_exception(LogUnavailable(str(exc)))
 
 
-def _check_lines(ndjson: bytes, count: int) -> None:
+def check_lines(ndjson: bytes, count: int) -> None:
     """Lines encoded elsewhere must frame as ``count`` lines, or one bad line would merge into its neighbour and
     compaction would stop at the segment."""
     if count < 0 or ndjson.count(b"\n") != count or (count and not ndjson.endswith(b"\n")):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import msgspec
 
-from playnext.events.log import EventLog, LogStats, LogUnavailable
+from playnext.events.log import EventLog, LogStats, LogUnavailable, check_lines
 from playnext.events.schema import Event, encode_lines
 
 log = logging.getLogger(__name__)
@@ -306,14 +306,19 @@ class RemoteLog:
         return self._request(Submit(0, [e.event_id for e in events], encode_lines(events)))
 
     def submit_fresh(self, records: Sequence[msgspec.Struct]) -> Future[None]:
+        return self.submit_fresh_encoded(encode_lines(records), len(records))
+
+    def submit_fresh_encoded(self, ndjson: bytes, count: int) -> Future[None]:
+        """``submit_fresh`` for ``count`` records encoded already (a rendered answer's, ``surfaces.rendered``)."""
         if (unavailable := self._unavailable()) is not None:
             failed: Future[None] = Future()
             failed.set_exception(unavailable)
             return failed
+        check_lines(ndjson, count)
         with self._state:
-            self._fresh.append(encode_lines(records))
-            self._fresh_count += len(records)
-            self._fresh_unacked += len(records)
+            self._fresh.append(ndjson)
+            self._fresh_count += count
+            self._fresh_unacked += count
             future = self._fresh_future
             schedule = not self._flush_scheduled
             self._flush_scheduled = True

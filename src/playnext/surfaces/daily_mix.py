@@ -19,6 +19,7 @@ from playnext.surfaces.discover_weekly import discover_weekly
 MAX_MIXES = 6
 POOL = 500
 MAX_SIZE = 30  # tracks per mix that batch precomputes; a request may ask for fewer
+SIZE = 20  # tracks per mix an answer shows unless the request says otherwise
 
 
 def daily_mixes(

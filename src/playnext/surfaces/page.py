@@ -53,13 +53,17 @@ class Page(msgspec.Struct, array_like=True):
         """The items for an answer's encoder to copy as they are."""
         return msgspec.Raw(self.items)
 
+    def ends(self, n: int) -> tuple[int, int, int]:
+        """Where the first ``n`` items end in ``items``, ``ids`` and ``types`` (the closing bracket not included)."""
+        return _CUT.unpack_from(self.cuts, (n - 1) * _CUT.size) if n > 0 else (1, 1, 1)
+
     def first(self, n: int) -> Page:
         """The page's first ``n`` items: slices of its bytes, nothing decoded."""
         if n >= self.size:
             return self
         if n <= 0:
             return msgspec.structs.replace(self, items=b"[]", ids=b"[]", types=b"[]", cuts=b"")
-        item, id_, type_ = _CUT.unpack_from(self.cuts, (n - 1) * _CUT.size)
+        item, id_, type_ = self.ends(n)
         return msgspec.structs.replace(self, items=self.items[:item] + b"]", ids=self.ids[:id_] + b"]",
                                        types=self.types[:type_] + b"]", cuts=self.cuts[: n * _CUT.size])  # fmt: skip
 

@@ -7,14 +7,15 @@ Weekly: the ISO week), so serving knows a stale value when it sees one and compu
 code on the same inputs, hence the very list a batch would have stored.
 
 Discover Weekly and Daily Mix are answered as stored, so their values hold pages (``surfaces.page``: the answer's
-items already encoded); Home composes each answer from its stored shelves, so its value holds the picks.
+items already encoded) and, for the length most requests ask for, the answer and its exposures rendered
+(``surfaces.rendered``); Home composes each answer from its stored shelves, so its value holds the picks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import msgspec
 import numpy as np
@@ -26,11 +27,14 @@ from playnext.privacy.tombstones import Tombstones, placeholders
 from playnext.surfaces import daily_mix, discover_weekly, home
 from playnext.surfaces.common import SurfaceList
 from playnext.surfaces.page import Page, page_of
+from playnext.surfaces.rendered import Rendered, render
 
 SURFACES = ("discover-weekly", "daily-mix", "home")
 PAGED = frozenset({"discover-weekly", "daily-mix"})  # stored as pages: ``current_pages`` reads them
 BLOCK = 512  # listeners per ranker call: bounds memory (a dense score row per listener) and shows progress
 HOME_SIZE = 10  # Home is precomputed for pages of up to this many cards per shelf; larger pages compute live
+# The length most requests ask for (the route's default), rendered as a whole answer by the batch.
+RENDERED_SIZE = {"discover-weekly": discover_weekly.LENGTH, "daily-mix": daily_mix.SIZE}
 
 
 class Stored(msgspec.Struct, array_like=True):
@@ -51,6 +55,14 @@ class StoredPages(msgspec.Struct, array_like=True):
     valid_for: str
     params: str
     pages: list[Page]
+    rendered: Rendered | None = None  # absent from values stored before 2026-11-27, and for unnamed listeners
+
+
+class Paged(NamedTuple):
+    """What a ``PAGED`` surface answers from: its pages, and their rendered answer when there is one."""
+
+    pages: list[Page]
+    rendered: Rendered | None = None
 
 
 _Value = TypeVar("_Value", Stored, StoredPages)
@@ -64,10 +76,13 @@ def valid_for(surface: str, day: dt.date) -> str:
 
 
 def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[SurfaceList],
-           treatment: Treatment = CONTROL) -> bytes:  # fmt: skip
+           treatment: Treatment = CONTROL, user_id: str | None = None) -> bytes:  # fmt: skip
+    """``user_id``: whose lists they are, which a ``PAGED`` surface's rendered answer names (without it, none)."""
     if surface in PAGED:
         pages = [page_of(shown) for shown in lists]
-        return _encoder.encode(StoredPages(version.id, valid_for(surface, day), treatment.key(surface), pages))
+        rendered = None if user_id is None else render(surface, user_id, version.id, pages, RENDERED_SIZE[surface])
+        return _encoder.encode(StoredPages(version.id, valid_for(surface, day), treatment.key(surface), pages,
+                                           rendered))  # fmt: skip
     return _encoder.encode(Stored(version.id, valid_for(surface, day), lists, treatment.key(surface)))
 
 
@@ -82,8 +97,8 @@ def current(blob: bytes | None, version: ModelVersion, surface: str, day: dt.dat
 
 
 def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: dt.date,
-                  treatment: Treatment = CONTROL) -> list[Page]:  # fmt: skip
-    """``current`` for a ``PAGED`` surface's value: its pages.
+                  treatment: Treatment = CONTROL) -> Paged:  # fmt: skip
+    """``current`` for a ``PAGED`` surface's value: its pages, and their rendered answer if it has one.
 
     A value stored as picks (by a playnext from before pages, 2026-11-26) reads as the pages of its picks, which
     are the pages the batch would store for them. So after an upgrade every listener is still answered from the
@@ -91,14 +106,15 @@ def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: 
     upgraded servers answer from what the older ones wrote instead of recomputing it and overwriting it."""
     present = _present(blob, surface)
     try:
-        return _checked(_pages_decoder.decode(present), version, surface, day, treatment).pages
+        stored = _checked(_pages_decoder.decode(present), version, surface, day, treatment)
+        return Paged(stored.pages, stored.rendered)
     except msgspec.DecodeError:
         pass
     try:
         older = _checked(_decoder.decode(present), version, surface, day, treatment)
     except msgspec.DecodeError:
         raise LookupError(surface) from None
-    return [page_of(shown) for shown in older.lists]
+    return Paged([page_of(shown) for shown in older.lists])
 
 
 def _present(blob: bytes | None, surface: str) -> bytes:
@@ -165,7 +181,10 @@ def precompute(
         treated = [treatment_of(user_id) for user_id in ids.tolist()]
         for surface in surfaces:
             values = (
-                (user_id, encode(version, surface, day, compute(version, surface, user_id, day, candidates, t), t))
+                (
+                    user_id,
+                    encode(version, surface, day, compute(version, surface, user_id, day, candidates, t), t, user_id),
+                )
                 for user_id, candidates, t in zip(ids.tolist(), ranked, treated, strict=True)
             )
             written[surface] += store.put_lists(surface, values, skip=skip)

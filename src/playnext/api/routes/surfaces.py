@@ -20,7 +20,7 @@ import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -41,16 +41,17 @@ from playnext.ids import unique_id
 from playnext.models.registry import ModelVersion, RegistryError
 from playnext.online.session import current_session
 from playnext.online.store import StoreUnavailable
+from playnext.surfaces.answer import list_body, listener_answer, mixes_body
 from playnext.surfaces.bandit import shelf_stats_from_lake
 from playnext.surfaces.blend import MAX_MEMBERS, BlendError, blend
 from playnext.surfaces.common import SurfaceList, popular_order
-from playnext.surfaces.daily_mix import MAX_SIZE, popular_mix
+from playnext.surfaces.daily_mix import MAX_SIZE, SIZE, popular_mix
 from playnext.surfaces.discover_weekly import LENGTH, discover_weekly
-from playnext.surfaces.exposure import home_impressions, impressions
+from playnext.surfaces.exposure import exposure_id, home_impressions, impressions, listener_impressions
 from playnext.surfaces.home import home, list_as_shelf, shelf_as_list, shelves
 from playnext.surfaces.next_track import next_tracks
 from playnext.surfaces.page import Page, page_of
-from playnext.surfaces.precomputed import HOME_SIZE, current, current_pages
+from playnext.surfaces.precomputed import HOME_SIZE, Paged, current, current_pages
 from playnext.surfaces.search import search
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ async def _without_model(request: Request, surface: str, viewers: list[str], n: 
                              "items": page.answer_items()}]  # fmt: skip
     body = await _shown(request, page, viewers, extra, "fallback")
     if surface == "daily-mix":
-        return _mixes_answer(viewers[0], None, "fallback", [{**body, "name": "Popular Mix", "mix": 1}])
+        return _json(mixes_body(viewers[0], None, "fallback", [{**body, "name": "Popular Mix", "mix": 1}]))
     return _json(body)
 
 
@@ -157,7 +158,7 @@ def _known(version: ModelVersion, user: str) -> bool:
     return version.data.user_row(user) >= 0
 
 
-async def _log(request: Request, events: list[Exposure]) -> None:
+async def _log(request: Request, events: Sequence[Exposure] = (), ndjson: bytes = b"", count: int = 0) -> None:
     """Hand the impressions to the log's writer, which writes everything handed to it since its last round as one
     group commit, within 50 ms (a round); the answer does not wait for that fsync unless the writer is behind
     (``EXPOSURE_BACKLOG`` shown lists waiting), which bounds memory. Waiting on every fsync capped a precomputed
@@ -168,7 +169,8 @@ async def _log(request: Request, events: list[Exposure]) -> None:
     evaluation)."""
     event_log = request.app.state.event_log
     try:
-        future = event_log.submit_fresh(events)  # impression ids are unique by construction
+        # Impression ids are unique by construction. ``ndjson``: ``count`` exposures encoded already.
+        future = event_log.submit_fresh_encoded(ndjson, count) if ndjson else event_log.submit_fresh(events)
         if event_log.fresh_backlog() > EXPOSURE_BACKLOG or future.done():
             await asyncio.wrap_future(future)
         else:
@@ -229,25 +231,29 @@ def _variants(request: Request, viewers: list[str]) -> dict[str, str | None]:
 
 async def _shown(request: Request, shown: Page, viewers: list[str], extra: dict[str, Any],
                  source: str, treatment: Treatment | None = None) -> dict[str, Any]:  # fmt: skip
-    """``treatment``: the single viewer's, when the route has it already (assignment hashes per layer)."""
-    return (await _all_shown(request, [shown], viewers, extra, source, treatment))[0]
-
-
-async def _all_shown(request: Request, pages: list[Page], viewers: list[str], extra: dict[str, Any],
-                     source: str, treatment: Treatment | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """The answer's body per list, and every list's impressions logged together: one answer (Daily Mix's six
-    mixes), counted once and handed to the log once."""
-    request_id = _request_id(request, pages[0].surface, source)
+    """The answer's body for one list, its impressions handed to the log. ``treatment``: the single viewer's, when
+    the route has it already (assignment hashes per layer)."""
+    request_id = _request_id(request, shown.surface, source)
     variants = {viewers[0]: treatment.label} if treatment is not None else _variants(request, viewers)
-    at = dt.datetime.now(dt.UTC)
-    await _log(request, [line for shown in pages for line in impressions(shown, viewers, request_id, at, variants)])
+    await _log(request, impressions(shown, viewers, request_id, dt.datetime.now(dt.UTC), variants))
     variant = variants[viewers[0]] if len(viewers) == 1 else None
-    return [{
-        "request_id": request_id, "surface": shown.surface, "variant": variant, "model_version": shown.model_version,
-        "fallback": shown.fallback or source == "fallback", "source": source, **extra, **shown.meta,
-        **({"variants": variants} if len(viewers) > 1 else {}),
-        "items": shown.answer_items(),
-    } for shown in pages]  # fmt: skip
+    return list_body(shown, request_id, variant, source, extra, variants if len(viewers) > 1 else None)
+
+
+async def _listener_answer(request: Request, surface: str, user: str, model_version: str, paged: Paged, size: int,
+                           source: str, treatment: Treatment) -> Response:  # fmt: skip
+    """Discover Weekly's or Daily Mix's answer, all its lists' impressions handed to the log at once: filled in from
+    the rendered answer (``surfaces.rendered``) when the value has one for this length, else built from its pages.
+    Both give the same bytes."""
+    request_id = _request_id(request, surface, source)
+    at, exposure, variant, rendered = dt.datetime.now(dt.UTC), exposure_id(), treatment.label, paged.rendered
+    if rendered is not None and rendered.size == size and source != "fallback":
+        body, lines = rendered.fill(paged.pages, request_id, variant, source, exposure, at)
+        await _log(request, ndjson=lines, count=rendered.count)
+        return JsonAnswer(body)
+    lists = [shown.first(size) for shown in paged.pages]
+    await _log(request, listener_impressions(lists, user, request_id, variant, at, exposure))
+    return _json(listener_answer(surface, user, model_version, lists, request_id, variant, source))
 
 
 def _today() -> dt.date:
@@ -260,18 +266,18 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
         return await _without_model(request, "discover-weekly", [user], n)
     (version, treatment), day = await _treated(request, user), _today()
 
-    def fallback() -> list[Page]:
+    def fallback() -> Paged:
         shown = discover_weekly(version, user, day, country=where, candidates=popular_order(version, where),
                                 **treatment.of("discover-weekly"))  # fmt: skip
         shown.fallback = True
-        return [page_of(shown)]
+        return Paged([page_of(shown)])
 
     if _known(version, user):
-        pages, source = await lists_for(request, version, "discover-weekly", user, day, fallback, current_pages,
+        paged, source = await lists_for(request, version, "discover-weekly", user, day, fallback, current_pages,
                                         treatment)  # fmt: skip
     else:
-        pages, source = fallback(), "live"
-    return _json(await _shown(request, pages[0].first(n), [user], {"user_id": user}, source, treatment))
+        paged, source = fallback(), "live"
+    return await _listener_answer(request, "discover-weekly", user, version.id, paged, n, source, treatment)
 
 
 async def get_daily_mixes(request: Request, user_id: str, size: int, country: str | None) -> Response:
@@ -280,24 +286,16 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         return await _without_model(request, "daily-mix", [user], size)
     (version, treatment), day = await _treated(request, user), _today()
 
-    def popular() -> list[Page]:
-        return [page_of(popular_mix(version, user, day, country=where))]
+    def popular() -> Paged:
+        return Paged([page_of(popular_mix(version, user, day, country=where))])
 
     if _known(version, user):
-        mixes, source = await lists_for(request, version, "daily-mix", user, day, popular, current_pages, treatment)
+        paged, source = await lists_for(request, version, "daily-mix", user, day, popular, current_pages, treatment)
     else:
-        mixes, source = [], "live"
-    shown = [mix.first(size) for mix in mixes or popular()]
-    answers = await _all_shown(request, shown, [user], {"user_id": user}, source, treatment)
-    return _mixes_answer(user, version.id, source, answers)
-
-
-def _mixes_answer(user: str, model_version: str | None, source: str, mixes: list[dict[str, Any]]) -> Response:
-    """Daily Mix's answer: its mixes, under the request id, variant and fallback flag they share."""
-    first = mixes[0]
-    return _json({"request_id": first["request_id"], "surface": "daily-mix", "user_id": user,
-                  "variant": first["variant"], "model_version": model_version, "fallback": first["fallback"],
-                  "source": source, "mixes": mixes})  # fmt: skip
+        paged, source = Paged([]), "live"
+    if not paged.pages:
+        paged = popular()
+    return await _listener_answer(request, "daily-mix", user, version.id, paged, size, source, treatment)
 
 
 async def get_home(request: Request, user_id: str, size: int, country: str | None) -> Response:
@@ -401,7 +399,7 @@ ROUTES = [
     LeanGet("/v1/users/{user_id}/discover-weekly", get_discover_weekly, "30 tracks never played, new each ISO week",
             [Param("n", int, LENGTH, 1, LENGTH), _COUNTRY]),
     LeanGet("/v1/users/{user_id}/daily-mixes", get_daily_mixes, "Up to 6 mixes of the listener's tastes",
-            [Param("size", int, 20, 1, MAX_SIZE, description="Tracks per mix"), _COUNTRY]),
+            [Param("size", int, SIZE, 1, MAX_SIZE, description="Tracks per mix"), _COUNTRY]),
     LeanGet("/v1/users/{user_id}/next", get_next, "What to play after the current track", [
         Param("track", max_length=128, description="The track playing now"),
         Param("recent", default=None, max_length=200 * 130,
