@@ -6,7 +6,7 @@ record per list, and encoded both: for Daily Mix's six mixes that was most of th
 for an answer that differs between requests only in its request id, variant, source, time and exposure id. So the
 batch stores, beside the pages, the answer and its exposure log lines for the default length as byte chunks with
 slots for those five values and for each list's items, ids and types (slices of the pages it is stored with, so
-nothing is stored twice). A request fills the slots and joins: two ``bytes.join`` calls and a slice per list.
+nothing is stored twice). A request fills the slots and joins: two ``bytes.join`` calls and three slices per list.
 
 The chunks are made by the very functions the routes answer with (``surfaces.answer``, ``surfaces.exposure``),
 called with sentinel values and split where the sentinels landed, so a filled answer is byte for byte the answer
