@@ -306,15 +306,19 @@ class RemoteLog:
         return self._request(Submit(0, [e.event_id for e in events], encode_lines(events)))
 
     def submit_fresh(self, records: Sequence[msgspec.Struct]) -> Future[None]:
-        return self.submit_fresh_encoded(encode_lines(records), len(records))
+        return self._gather(encode_lines(records), len(records))
 
     def submit_fresh_encoded(self, ndjson: bytes, count: int) -> Future[None]:
-        """``submit_fresh`` for ``count`` records encoded already (a rendered answer's, ``surfaces.rendered``)."""
+        """``submit_fresh`` for ``count`` records encoded already (a rendered answer's, ``surfaces.rendered``):
+        checked here, so that one bad answer fails alone and not the whole gathered message at the writer."""
+        check_lines(ndjson, count)
+        return self._gather(ndjson, count)
+
+    def _gather(self, ndjson: bytes, count: int) -> Future[None]:
         if (unavailable := self._unavailable()) is not None:
             failed: Future[None] = Future()
             failed.set_exception(unavailable)
             return failed
-        check_lines(ndjson, count)
         with self._state:
             self._fresh.append(ndjson)
             self._fresh_count += count
