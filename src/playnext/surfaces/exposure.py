@@ -28,19 +28,15 @@ def exposure_id() -> str:
     return unique_id("x")
 
 
-def exposure_of(exposure: str, index: int, lists: int) -> str:
-    """The exposure id of list ``index`` of an answer showing ``lists`` lists: the answer's own when it shows one,
-    else one per list (``<exposure>.<index>``, still unique: an answer's own id has no dot)."""
-    return exposure if lists == 1 else f"{exposure}.{index}"
-
-
 def listener_impressions(lists: list[Page], user: str, request_id: str, variant: str | None, at: dt.datetime,
                          exposure: str) -> list[Exposure]:  # fmt: skip
-    """The exposures of an answer showing one listener ``lists`` (Discover Weekly's one, Daily Mix's mixes)."""
-    variants, count = {user: variant}, len(lists)
+    """The exposures of an answer showing one listener ``lists`` (Discover Weekly's one, Daily Mix's mixes). Each
+    list's exposure id is the answer's own when it shows one, else ``<exposure>.<index>`` (still unique: an answer's
+    own id has no dot)."""
+    variants, one = {user: variant}, len(lists) == 1
     return [
         line for i, shown in enumerate(lists)
-        for line in impressions(shown, [user], request_id, at, variants, exposure_of(exposure, i, count))
+        for line in impressions(shown, [user], request_id, at, variants, exposure if one else f"{exposure}.{i}")
     ]  # fmt: skip
 
 

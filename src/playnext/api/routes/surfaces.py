@@ -292,8 +292,8 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
     if _known(version, user):
         paged, source = await lists_for(request, version, "daily-mix", user, day, popular, current_pages, treatment)
     else:
-        paged, source = Paged([]), "live"
-    if not paged.pages:
+        paged, source = popular(), "live"
+    if not paged.pages:  # a stored value without mixes
         paged = popular()
     return await _listener_answer(request, "daily-mix", user, version.id, paged, size, source, treatment)
 
