@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 # ships. uvloop, not the standard library's loop: single-event ingest at 8 connections took 4.8k events/s on uvloop,
 # 3.3k on the standard loop (``bench/ingest.py``, same session). The standard loop was fairer to handlers that
 # compute for a millisecond; the computed surfaces get that fairness on uvloop by taking their turn
-# (``routes.surfaces.take_turn``).
-SERVER = {"loop": "uvloop", "http": "httptools"}
+# (``routes.surfaces.take_turn``). httptools, with each answer written in one send (``api.one_write``).
+SERVER = {"loop": "uvloop", "http": "playnext.api.one_write:OneWriteProtocol"}
 SURFACE_THREADS = 2  # Blend's and search's, per server: their C and NumPy parts let go of the GIL, and two overlap
 
 
