@@ -34,7 +34,6 @@ import datetime as dt
 import os
 import random
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from tests.e2e import listening_sockets, playnext
 from tests.redis_server import RedisServer
 
 from playnext.api.app import SERVER
+from playnext.online.local import LocalStore
 from playnext.online.redis_store import RedisStore
 from playnext.surfaces.precomputed import SURFACES
 
@@ -159,19 +159,15 @@ def fill_sessions(port: int, key: str, users: list[str], tracks: int, plays: int
 
 
 def lists_in_redis(data: Path, directory: Path) -> RedisServer:
-    """A ``redis-server`` on loopback holding every list of the world's SQLite store."""
+    """A ``redis-server`` on loopback holding every list of the world's embedded store."""
     started = time.perf_counter()
     server = RedisServer(directory)
     store = RedisStore(server.url, timeout_s=30)
-    db = sqlite3.connect(f"file:{data / 'online' / 'online.sqlite3'}?mode=ro", uri=True)
+    local = LocalStore(data / "online" / "online.sqlite3")
     try:
-        copied = sum(
-            store.put_lists(surface, ((user, bytes(value)) for user, value in
-                                      db.execute("SELECT user_id, value FROM lists WHERE surface = ?", (surface,))))
-            for surface in SURFACES
-        )  # fmt: skip
+        copied = sum(store.put_lists(surface, local.all_lists(surface)) for surface in SURFACES)
     finally:
-        db.close()
+        local.close()
         store.close()
     print(f"online store: Redis on loopback, {copied:,} lists copied in {time.perf_counter() - started:.0f} s",
           flush=True)  # fmt: skip

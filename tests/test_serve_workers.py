@@ -17,6 +17,8 @@ import pytest
 
 from playnext.config import Settings
 from playnext.lake.query import connect
+from playnext.online.local import LocalStore
+from playnext.surfaces.precomputed import SURFACES
 from tests.conftest import event
 from tests.e2e import Server, env_for, free_port, lake_event_ids, listening_sockets, playnext
 
@@ -108,6 +110,9 @@ def test_two_workers_share_one_log_one_dedup_and_one_set_of_metrics(tmp_path: Pa
         online = sqlite3.connect(data / "online" / "online.sqlite3")
         assert online.execute("SELECT count(*) FROM lists WHERE user_id = 'u3'").fetchone() == (0,)
         online.close()
+        local = LocalStore(data / "online" / "online.sqlite3")  # nor in the batch's snapshots
+        assert [s for s in SURFACES if local.get_list(s, "u3") is not None] == []
+        local.close()
     finally:
         server.stop()
     assert server.proc.returncode == 0, server.proc.stderr.read().decode() if server.proc.stderr else ""

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from playnext.online.local import LocalStore
+from playnext.surfaces.precomputed import SURFACES
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)\s+(\d+)\s+(\d+|-)$",
@@ -59,8 +62,9 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
     )  # fmt: skip
     assert on_redis.returncode == 0, on_redis.stdout + on_redis.stderr
     copied = re.search(r"online store: Redis on loopback, ([\d,]+) lists copied", on_redis.stdout)
-    with sqlite3.connect(tmp_path / "data" / "online" / "online.sqlite3") as db:
-        stored = db.execute("SELECT count(*) FROM lists").fetchone()[0]
+    local = LocalStore(tmp_path / "data" / "online" / "online.sqlite3")
+    stored = sum(1 for surface in SURFACES for _ in local.all_lists(surface))  # the batch's snapshots and the rows
+    local.close()
     assert copied and int(copied[1].replace(",", "")) == stored > 0, on_redis.stdout
     assert {(m[0], int(m[1])) for m in ROW.findall(on_redis.stdout)} == {
         ("hello-world", 2), ("discover-weekly", 2), ("next-track", 2)}  # fmt: skip

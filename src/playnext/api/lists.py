@@ -63,7 +63,11 @@ async def lists_for(
     state = request.app.state
     store: OnlineStore = state.store
     try:
-        return read(await store.read_list(surface, user_id), version, surface, day, treatment), "precomputed"
+        try:
+            return read(await store.read_list(surface, user_id), version, surface, day, treatment), "precomputed"
+        except LookupError:  # not current: a list written since, for this version or week, may be
+            return read(await store.read_written_list(surface, user_id), version, surface, day,
+                        treatment), "precomputed"  # fmt: skip
     except LookupError:
         pass
     except StoreUnavailable as exc:

@@ -1,10 +1,15 @@
-"""The embedded online store: one SQLite file in WAL mode.
+"""The embedded online store: one SQLite file in WAL mode, and beside it the batch's lists as snapshot files.
 
 SQLite is in-process (no server to run, as the embedded default asks) yet safe across processes: ``playnext
 batch`` can write a week of Discover Weekly while ``playnext serve`` reads, and readers never wait for the writer.
 Everything here is derived state (rebuilt by ``playnext batch`` and by new plays), so commits skip the fsync
 (``synchronous=NORMAL``): a power cut can lose the last moments of sessions, never corrupt the file.
 Connections are per thread, as sqlite3 wants.
+
+The lists a batch writes for every listener at once go to a snapshot file per surface (``online.snapshot``, in
+``<store>.lists/``), which every process maps and reads without SQLite; the lists written one at a time (a
+listener the batch did not reach, a new model version) go to the ``lists`` table. ``get_list`` answers from the
+snapshot when it holds the listener, and ``read_written_list`` from the table when that answer is not current.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from pathlib import Path
 
 import msgspec
 
-from playnext.online.store import OnlineStore, Play, SelectPlays, SkipListeners, StoreUnavailable
+from playnext.online.snapshot import SnapshotError, Snapshots, SnapshotWriter, erase_everywhere
+from playnext.online.store import ListWriter, OnlineStore, Play, SelectPlays, SkipListeners, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +112,8 @@ class LocalStore(OnlineStore):
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.snapshot_dir = self.path.with_name(self.path.stem + ".lists")
+        self.snapshots = Snapshots(self.snapshot_dir)
         with self._errors():
             self._db().executescript(SCHEMA)
             self._migrate()
@@ -200,11 +208,38 @@ class LocalStore(OnlineStore):
         return written
 
     def get_list(self, surface: str, user_id: str) -> bytes | None:
-        try:  # ``_errors`` spelt out: every precomputed answer reads here, and a context manager is three calls
+        found = self.snapshots.get(surface, user_id)
+        return found if found is not None else self._written(surface, user_id)
+
+    async def read_written_list(self, surface: str, user_id: str) -> bytes | None:
+        return self._written(surface, user_id)
+
+    def _written(self, surface: str, user_id: str) -> bytes | None:
+        try:  # ``_errors`` spelt out: a context manager is three calls
             row = self._db().execute(_GET_LIST, (surface, user_id)).fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"online store {self.path}: {exc}") from exc
         return None if row is None else bytes(row[0])
+
+    @contextlib.contextmanager
+    def replacing_lists(self, surface: str, skip: SkipListeners | None = None) -> Iterator[ListWriter]:
+        """A batch's lists for ``surface`` as a new snapshot, published when the block ends without an error
+        (``SnapshotWriter.publish``); this process reads it at once, the others within a second."""
+        try:
+            writer = SnapshotWriter(self.snapshot_dir, surface, skip)
+        except OSError as exc:
+            raise StoreUnavailable(f"online store {self.snapshot_dir}: {exc}") from exc
+        try:
+            yield writer
+        except BaseException:
+            writer.discard()
+            raise
+        try:
+            writer.publish()
+        except OSError as exc:
+            writer.discard()
+            raise StoreUnavailable(f"online store {self.snapshot_dir}: cannot publish {surface}: {exc}") from exc
+        self.snapshots.refresh()
 
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
         if not plays:
@@ -246,6 +281,11 @@ class LocalStore(OnlineStore):
             with self._writing(db):
                 db.execute(_FORGET_LISTS, (user_id,))
                 db.execute("DELETE FROM recent WHERE user_id = ?", (user_id,))
+            try:
+                erase_everywhere(self.snapshot_dir, user_id)
+            except (OSError, SnapshotError) as exc:
+                raise StoreUnavailable(f"online store {self.snapshot_dir}: {user_id!r}'s lists could not be erased "
+                                       f"from the batch's snapshots; retry the forget: {exc}") from exc  # fmt: skip
             # The pages as they were before the delete stay in the write-ahead log until a checkpoint copies the
             # log into the file and truncates it, which waits for every reader (``BUSY_S``). A reader that holds
             # on longer (a long scan, a tool with a transaction open) would leave the listener's data in the log:
@@ -258,9 +298,20 @@ class LocalStore(OnlineStore):
             )
 
     def list_users(self, surface: str) -> list[str]:
+        """Every listener with a list for ``surface``, in the snapshot or written since, sorted."""
+        return sorted(user for user, _ in self.all_lists(surface))
+
+    def all_lists(self, surface: str) -> Iterator[tuple[str, bytes]]:
+        """Every listener's list for ``surface`` as ``get_list`` answers it: the snapshot's, then the rows written
+        for listeners it does not hold (to copy them into another store)."""
+        self.snapshots.refresh()
+        in_snapshot = set()
+        for user, value in self.snapshots.records(surface):
+            in_snapshot.add(user)
+            yield user, value
         with self._errors():
-            rows = self._db().execute("SELECT user_id FROM lists WHERE surface = ?", (surface,)).fetchall()
-        return [r[0] for r in rows]
+            rows = self._db().execute("SELECT user_id, value FROM lists WHERE surface = ?", (surface,)).fetchall()
+        yield from ((user, bytes(value)) for user, value in rows if user not in in_snapshot)
 
     def ping(self) -> None:
         with self._errors():

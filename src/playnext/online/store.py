@@ -4,18 +4,21 @@ Serving needs two kinds of per-listener state at request time, both keyed by lis
 
 - **precomputed lists** (Discover Weekly, Daily Mix, Home shelves), written in bulk by ``playnext batch`` and read
   one listener at a time; each value describes its own model version and validity, so readers never need the
-  writer to have finished (a half-done batch is simply a mix of fresh and stale values, and stale ones are
-  recomputed on demand);
+  writer to have finished (stale values are recomputed on demand, and written back one at a time);
 - **recent plays**, appended by ingest and read by the next-track surface as the live session.
 
 The embedded default is SQLite in ``data_dir/online`` (in-process, no server, shared safely by the server and a
-batch command running beside it); ``online.backend = "redis"`` shares one Redis among many API replicas.
+batch command running beside it), with a batch's lists in snapshot files beside it, published when the batch
+ends (a half-done batch publishes nothing); ``online.backend = "redis"`` shares one Redis among many API replicas,
+where a batch's lists land as it goes (a half-done batch is a mix of fresh and stale values).
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -44,6 +47,12 @@ SkipListeners = Callable[[list[str]], set[str]]
 SelectPlays = Callable[[list[Play]], list[Play]]
 
 
+class ListWriter(Protocol):
+    def write(self, lists: Iterable[tuple[str, bytes]]) -> int:
+        """Add each listener's encoded list; how many were kept (not those forgotten since they were made)."""
+        ...
+
+
 class OnlineStore(ABC):
     @abstractmethod
     def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
@@ -60,6 +69,19 @@ class OnlineStore(ABC):
         """``get_list`` for a request on the event loop. An in-process store answers in microseconds, in place; a
         store across the network awaits its answer, so a slow or dead server never holds the loop."""
         return self.get_list(surface, user_id)
+
+    async def read_written_list(self, surface: str, user_id: str) -> bytes | None:
+        """The list ``put_lists`` last wrote for the listener, for when the one ``read_list`` found is not current:
+        a store that keeps a batch's lists apart from those written one at a time (``LocalStore``'s snapshots)
+        answers here from the latter. None from a store that keeps them in one place, as ``read_list`` read it."""
+        return None
+
+    @contextlib.contextmanager
+    def replacing_lists(self, surface: str, skip: SkipListeners | None = None) -> Iterator[ListWriter]:
+        """Every listener's lists for ``surface`` from one batch, written through the writer it yields
+        (``write(lists)``, as ``put_lists``) and in force once the block ends without an error. Here they are
+        simply put, chunk by chunk; a store may instead publish them at once (``LocalStore``)."""
+        yield PutLists(self, surface, skip)
 
     @abstractmethod
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:
@@ -101,3 +123,13 @@ def open_store(settings: Settings) -> OnlineStore:
     from playnext.online.local import LocalStore
 
     return LocalStore(settings.online_dir / "online.sqlite3", keep=online.recent_plays)
+
+
+class PutLists:
+    """``put_lists`` as a ``ListWriter``: a batch for some listeners only, or a store that publishes nothing."""
+
+    def __init__(self, store: OnlineStore, surface: str, skip: SkipListeners | None) -> None:
+        self.store, self.surface, self.skip = store, surface, skip
+
+    def write(self, lists: Iterable[tuple[str, bytes]]) -> int:
+        return self.store.put_lists(self.surface, lists, skip=self.skip)

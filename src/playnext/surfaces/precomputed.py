@@ -13,6 +13,7 @@ items already encoded) and, for the length most requests ask for, the answer and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
@@ -22,7 +23,7 @@ import numpy as np
 
 from playnext.experiments.treatment import CONTROL, Treatment, Treatments
 from playnext.models.registry import ModelVersion
-from playnext.online.store import OnlineStore, SkipListeners
+from playnext.online.store import ListWriter, OnlineStore, PutLists, SkipListeners
 from playnext.privacy.tombstones import Tombstones, placeholders
 from playnext.surfaces import daily_mix, discover_weekly, home
 from playnext.surfaces.common import SurfaceList
@@ -174,20 +175,29 @@ def precompute(
     written = dict.fromkeys(surfaces, 0)
     skip = None if tombstones is None else forgotten_since_made(tombstones, version)
     pool = max(discover_weekly.POOL, daily_mix.POOL, home.POOL)
-    for lo in range(0, len(rows), BLOCK):
-        block = rows[lo : lo + BLOCK]
-        ranked = version.recommender.recommend(block, pool, exclude_seen=True).items
-        ids = version.data.users[block].astype(str)
-        treated = [treatment_of(user_id) for user_id in ids.tolist()]
-        for surface in surfaces:
-            values = (
-                (
-                    user_id,
-                    encode(version, surface, day, compute(version, surface, user_id, day, candidates, t), t, user_id),
-                )
-                for user_id, candidates, t in zip(ids.tolist(), ranked, treated, strict=True)
-            )
-            written[surface] += store.put_lists(surface, values, skip=skip)
-        if on_progress is not None:
-            on_progress(lo + len(block))
+    with contextlib.ExitStack() as stack:
+        # Every listener's lists replace the surface's as one batch (``OnlineStore.replacing_lists``: a snapshot
+        # published at the end, in the embedded store); some listeners' are put one by one among the others'.
+        writers: dict[str, ListWriter] = {
+            surface: stack.enter_context(store.replacing_lists(surface, skip)) if users is None
+            else PutLists(store, surface, skip)
+            for surface in surfaces
+        }  # fmt: skip
+        for lo in range(0, len(rows), BLOCK):
+            block = rows[lo : lo + BLOCK]
+            ranked = version.recommender.recommend(block, pool, exclude_seen=True).items
+            ids = version.data.users[block].astype(str)
+            treated = [treatment_of(user_id) for user_id in ids.tolist()]
+            for surface in surfaces:
+                values = (
+                    (
+                        user_id,
+                        encode(version, surface, day, compute(version, surface, user_id, day, candidates, t), t,
+                               user_id),
+                    )
+                    for user_id, candidates, t in zip(ids.tolist(), ranked, treated, strict=True)
+                )  # fmt: skip
+                written[surface] += writers[surface].write(values)
+            if on_progress is not None:
+                on_progress(lo + len(block))
     return written

@@ -1,0 +1,154 @@
+"""A batch's lists as snapshot files: found by key even when CRC-32s collide, published whole, erased in place, and
+never read when damaged."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+
+from playnext.online.local import LocalStore
+from playnext.online.snapshot import (
+    RECHECK_S,
+    Snapshot,
+    SnapshotError,
+    Snapshots,
+    SnapshotWriter,
+    erase_everywhere,
+    paths,
+)
+from playnext.online.store import StoreUnavailable
+
+
+def _colliding() -> tuple[str, str]:
+    """Two listener ids with the same CRC-32 (the birthday bound: about 77k random ids in; ids that differ in four
+    bytes or fewer never collide, CRC-32 being linear)."""
+    seen: dict[int, str] = {}
+    for n in range(400_000):
+        user = hashlib.sha1(str(n).encode()).hexdigest()[:16]
+        h = zlib.crc32(user.encode())
+        if h in seen:
+            return seen[h], user
+        seen[h] = user
+    raise AssertionError("no collision")
+
+
+def _publish(directory: Path, surface: str, lists: list[tuple[str, bytes]], skip=None) -> int:  # type: ignore[no-untyped-def]
+    writer = SnapshotWriter(directory, surface, skip)
+    writer.write(lists[: len(lists) // 2])
+    writer.write(lists[len(lists) // 2 :])
+    return writer.publish()
+
+
+def test_every_listener_is_found_even_when_hashes_collide(tmp_path: Path) -> None:
+    a, b = _colliding()
+    lists = [(a, b"value of a"), ("x", b""), (b, b"value of b" * 1000), ("é\x00🎵", b"\x00\xff" * 50)]
+    lists += [(f"n{i}", f"{i}".encode()) for i in range(2000)]
+    assert _publish(tmp_path, "dw", lists) == len(lists)
+    snapshot = Snapshot(paths(tmp_path, "dw")[0])
+    for user, value in lists:
+        assert snapshot.get(user) == value
+    assert snapshot.get("nobody") is None and snapshot.get("") is None
+    assert dict(snapshot.records()) == dict(lists)
+    snapshot.close()
+
+
+def test_a_bad_batch_is_refused_and_publishes_nothing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "online.sqlite3")
+    with store.replacing_lists("dw") as writer:
+        writer.write([("a", b"first")])
+    for bad in ([("a", b"1"), ("a", b"2")], [("", b"no key")], [("k" * 70_000, b"key too long")]):
+        with pytest.raises(ValueError), store.replacing_lists("dw") as writer:
+            writer.write(bad)
+        assert store.get_list("dw", "a") == b"first"  # the published snapshot stands
+    assert [p.name for p in store.snapshot_dir.iterdir() if p.name.endswith(".tmp")] == []  # nothing left behind
+
+
+def test_a_damaged_snapshot_is_not_read_and_the_table_answers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = LocalStore(tmp_path / "online.sqlite3")
+    store.put_lists("dw", [("a", b"written")])
+    with store.replacing_lists("dw") as writer:
+        writer.write([("a", b"batch")])
+    current = paths(store.snapshot_dir, "dw")[0]
+    for damage in (b"not a snapshot at all", current.read_bytes()[:-5], b""):
+        current.write_bytes(damage)
+        reader = LocalStore(tmp_path / "online.sqlite3")
+        assert reader.get_list("dw", "a") == b"written"
+        with pytest.raises(SnapshotError):
+            Snapshot(current)
+    assert "not reading the precomputed lists" in caplog.text
+
+
+def test_a_published_snapshot_is_read_by_another_process_within_its_recheck(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "online.sqlite3")
+    other = Snapshots(store.snapshot_dir, recheck_s=0)
+    assert other.get("dw", "a") is None
+    with store.replacing_lists("dw") as writer:
+        writer.write([("a", b"one")])
+    assert other.get("dw", "a") == b"one" and store.get_list("dw", "a") == b"one"
+    with store.replacing_lists("dw") as writer:
+        writer.write([("b", b"two")])
+    assert other.get("dw", "a") is None and other.get("dw", "b") == b"two"
+    assert Snapshots(store.snapshot_dir).get("dw", "b") == b"two"
+    assert RECHECK_S <= 1.0
+
+
+def test_the_snapshot_answers_first_and_the_written_list_when_it_is_not_current(tmp_path: Path) -> None:
+    import asyncio
+
+    store = LocalStore(tmp_path / "online.sqlite3")
+    with store.replacing_lists("dw") as writer:
+        writer.write([("a", b"from the batch"), ("b", b"batch b")])
+    store.put_lists("dw", [("a", b"written since"), ("c", b"only written")])
+    assert store.get_list("dw", "a") == b"from the batch" and store.get_list("dw", "c") == b"only written"
+    assert asyncio.run(store.read_written_list("dw", "a")) == b"written since"
+    assert asyncio.run(store.read_written_list("dw", "b")) is None
+    assert store.list_users("dw") == ["a", "b", "c"]
+    assert dict(store.all_lists("dw")) == {"a": b"from the batch", "b": b"batch b", "c": b"only written"}
+
+
+def _nowhere_in(directory: Path, *secrets: bytes) -> None:
+    for path in directory.iterdir():
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret not in content, (path, secret)
+
+
+def test_forget_erases_the_listener_from_the_current_and_the_previous_snapshot_in_place(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "online.sqlite3")
+    secret_old, secret_new = b"alice-old-" + os.urandom(8).hex().encode(), b"alice-new-" + os.urandom(8).hex().encode()
+    with store.replacing_lists("dw") as writer:
+        writer.write([("alice-7f3a", secret_old), ("bob", b"bob's")])
+    reader = Snapshots(store.snapshot_dir, recheck_s=3600)  # a process that has not looked again since
+    assert reader.get("dw", "alice-7f3a") == secret_old
+    with store.replacing_lists("dw") as writer:
+        writer.write([("alice-7f3a", secret_new), ("bob", b"bob's")])
+    store.forget("alice-7f3a")
+    assert store.get_list("dw", "alice-7f3a") is None and store.get_list("dw", "bob") == b"bob's"
+    assert reader.get("dw", "alice-7f3a") is None  # its older mapping is the previous snapshot, erased as well
+    _nowhere_in(store.snapshot_dir, secret_old, secret_new, b"alice-7f3a")
+    assert erase_everywhere(store.snapshot_dir, "alice-7f3a") == 0
+
+
+def test_a_listener_forgotten_while_the_batch_ran_is_not_published(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "online.sqlite3")
+    forgotten: set[str] = set()
+    with store.replacing_lists("dw", skip=lambda users: forgotten & set(users)) as writer:
+        assert writer.write([("a", b"a's list"), ("b", b"b's list")]) == 2
+        forgotten.add("a")  # forgotten after their chunk was written, before the publish
+        store.forget("a")
+        assert writer.write([("a", b"again"), ("c", b"c's")]) == 1
+    assert store.get_list("dw", "a") is None and store.get_list("dw", "b") == b"b's list"
+    _nowhere_in(store.snapshot_dir, b"a's list", b"again")
+
+
+def test_a_forget_that_cannot_erase_the_snapshot_says_so(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "online.sqlite3")
+    with store.replacing_lists("dw") as writer:
+        writer.write([("a", b"x")])
+    paths(store.snapshot_dir, "dw")[0].write_bytes(b"damaged")
+    with pytest.raises(StoreUnavailable, match="could not be erased"):
+        store.forget("a")
