@@ -152,3 +152,28 @@ def test_a_forget_that_cannot_erase_the_snapshot_says_so(tmp_path: Path) -> None
     paths(store.snapshot_dir, "dw")[0].write_bytes(b"damaged")
     with pytest.raises(StoreUnavailable, match="could not be erased"):
         store.forget("a")
+
+
+def test_an_empty_batch_publishes_an_empty_snapshot(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "online.sqlite3")
+    store.put_lists("dw", [("a", b"written")])
+    with store.replacing_lists("dw") as writer:
+        assert writer.write([]) == 0
+    assert Snapshot(paths(store.snapshot_dir, "dw")[0]).count == 0
+    assert store.get_list("dw", "a") == b"written" and store.list_users("dw") == ["a"]
+
+
+def test_the_files_of_a_batch_that_died_are_removed_by_the_next(tmp_path: Path) -> None:
+    import subprocess
+
+    store = LocalStore(tmp_path / "online.sqlite3")
+    finished = subprocess.Popen(["true"])  # a process that has exited: its pid names no writer now
+    finished.wait()
+    abandoned = store.snapshot_dir / f".dw.lists.{finished.pid}-0a1b2c3d.tmp"
+    running = store.snapshot_dir / f".dw.lists.{os.getpid()}-0a1b2c3d.tmp"  # a writer still alive: left alone
+    store.snapshot_dir.mkdir(parents=True)
+    abandoned.write_bytes(b"half a batch")
+    running.write_bytes(b"a batch under way")
+    with store.replacing_lists("dw") as writer:
+        writer.write([("a", b"1")])
+    assert not abandoned.exists() and running.exists()

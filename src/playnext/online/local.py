@@ -229,16 +229,17 @@ class LocalStore(OnlineStore):
             writer = SnapshotWriter(self.snapshot_dir, surface, skip)
         except OSError as exc:
             raise StoreUnavailable(f"online store {self.snapshot_dir}: {exc}") from exc
+        published = False
         try:
             yield writer
-        except BaseException:
-            writer.discard()
-            raise
-        try:
-            writer.publish()
-        except OSError as exc:
-            writer.discard()
-            raise StoreUnavailable(f"online store {self.snapshot_dir}: cannot publish {surface}: {exc}") from exc
+            try:
+                writer.publish()
+            except (OSError, SnapshotError) as exc:
+                raise StoreUnavailable(f"online store {self.snapshot_dir}: cannot publish {surface}: {exc}") from exc
+            published = True
+        finally:
+            if not published:
+                writer.discard()
         self.snapshots.refresh()
 
     def add_plays(self, plays: Sequence[Play], select: SelectPlays | None = None) -> None:

@@ -147,6 +147,7 @@ class SnapshotWriter:
     def __init__(self, directory: Path, surface: str, skip: Skip | None = None) -> None:
         self.directory, self.surface, self.skip = Path(directory), surface, skip
         self.directory.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(self.directory, surface)
         self.temporary = self.directory / f".{surface}{SUFFIX}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         self._file = open(self.temporary, "wb")  # noqa: SIM115  closed by publish or discard
         self._file.write(b"\0" * _HEADER.size)
@@ -215,6 +216,19 @@ class SnapshotWriter:
     def discard(self) -> None:
         self._file.close()
         self.temporary.unlink(missing_ok=True)
+
+
+def _remove_abandoned(directory: Path, surface: str) -> None:
+    """Delete the files of batches that died before publishing (a whole surface's lists each: gigabytes at
+    scale); a file whose writer still runs is left to it."""
+    for path in directory.glob(f".{surface}{SUFFIX}.*.tmp"):
+        try:
+            pid = int(path.name[len(f".{surface}{SUFFIX}.") :].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (ValueError, PermissionError):
+            continue  # not a name this module gives, or another user's process: not ours to remove
 
 
 def paths(directory: Path, surface: str) -> tuple[Path, Path]:
