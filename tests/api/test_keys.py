@@ -72,3 +72,34 @@ def test_a_server_looks_at_the_file_at_most_every_recheck_but_knows_a_new_key_at
     time.sleep(0.35)
     assert served.verify(token) is None  # a revocation is seen within recheck_s
     assert served.verify("pn_nosuchid_secret") is None
+
+
+def test_a_verified_token_is_not_hashed_again_until_the_key_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playnext.api import keys
+
+    admin = KeyStore(tmp_path / "keys.json")
+    key, token = admin.create(["read"])
+    served = KeyStore(tmp_path / "keys.json", recheck_s=0)  # looks at the file on every call
+    hashed: list[str] = []
+    real_hash = keys._hash
+    monkeypatch.setattr(keys, "_hash", lambda secret: hashed.append(secret) or real_hash(secret))
+    assert [served.verify(token) for _ in range(50)] == [key] * 50 and len(hashed) == 1
+    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")  # the same key id, another secret
+    assert served.verify(wrong) is None and served.verify(wrong) is None and len(hashed) == 3  # never kept
+    admin.revoke(key.key_id)
+    assert served.verify(token) is None  # the file changed: verified afresh, and refused
+
+
+def test_the_verified_tokens_kept_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from playnext.api import keys
+
+    monkeypatch.setattr(keys, "VERIFIED_MAX", 3)
+    admin = KeyStore(tmp_path / "keys.json")
+    tokens = [admin.create(["read"])[1] for _ in range(7)]
+    served = KeyStore(tmp_path / "keys.json")
+    for token in tokens:
+        assert served.verify(token) is not None
+        assert len(served._verified) <= 3
+    assert all(served.verify(token) is not None for token in tokens)

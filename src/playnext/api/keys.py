@@ -23,6 +23,7 @@ from playnext.durable import ReadWhenChanged, atomic_write, file_lock
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
+VERIFIED_MAX = 10_000  # tokens a server remembers as verified (``KeyStore.verify``)
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -61,6 +62,8 @@ class KeyStore:
             dict,
             recheck_s=recheck_s,
         )
+        self._verified: dict[str, ApiKey] = {}  # token → its key, for the key file as ``_verified_for`` read it
+        self._verified_for: dict[str, ApiKey] | None = None
 
     def _read(self) -> _KeyFile:
         if not self.path.exists():
@@ -111,13 +114,29 @@ class KeyStore:
         raise UnknownKey(f"no key with id {key_id!r}")
 
     def verify(self, token: str) -> ApiKey | None:
-        """The live key a token belongs to, or None; constant-time in the secret."""
+        """The live key a token belongs to, or None; constant-time in the secret.
+
+        A token verified once is known until the key file changes (which a revocation does; it is looked at
+        every ``recheck_s``): hashing the secret and finding the key was a tenth of a precomputed answer's work
+        in a loop of requests, and a client sends the same token with every request. Only tokens that verified
+        are kept, at most ``VERIFIED_MAX`` (then the cache starts over), so unknown tokens cannot fill it."""
+        keys = self._live.get()
+        if keys is not self._verified_for:
+            self._verified, self._verified_for = {}, keys
+        known = self._verified.get(token)
+        if known is not None:
+            return known
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "pn":
             return None
-        key = self._match(self._live.get(), parts[1], parts[2])
+        key = self._match(keys, parts[1], parts[2])
         if key is None and self._live.recheck_s > 0:  # a key made since the last look works at once
-            key = self._match(self._live.get(fresh=True), parts[1], parts[2])
+            keys = self._live.get(fresh=True)
+            key = self._match(keys, parts[1], parts[2])
+        if key is not None and keys is self._verified_for:
+            if len(self._verified) >= VERIFIED_MAX:
+                self._verified = {}
+            self._verified[token] = key
         return key
 
     @staticmethod
