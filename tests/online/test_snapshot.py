@@ -18,7 +18,7 @@ from playnext.online.snapshot import (
     Snapshots,
     SnapshotWriter,
     erase_everywhere,
-    paths,
+    path_of,
 )
 from playnext.online.store import StoreUnavailable
 
@@ -48,7 +48,7 @@ def test_every_listener_is_found_even_when_hashes_collide(tmp_path: Path) -> Non
     lists = [(a, b"value of a"), ("x", b""), (b, b"value of b" * 1000), ("é\x00🎵", b"\x00\xff" * 50)]
     lists += [(f"n{i}", f"{i}".encode()) for i in range(2000)]
     assert _publish(tmp_path, "dw", lists) == len(lists)
-    snapshot = Snapshot(paths(tmp_path, "dw")[0])
+    snapshot = Snapshot(path_of(tmp_path, "dw"))
     for user, value in lists:
         assert snapshot.get(user) == value
     assert snapshot.get("nobody") is None and snapshot.get("") is None
@@ -72,7 +72,7 @@ def test_a_damaged_snapshot_is_not_read_and_the_table_answers(tmp_path: Path, ca
     store.put_lists("dw", [("a", b"written")])
     with store.replacing_lists("dw") as writer:
         writer.write([("a", b"batch")])
-    current = paths(store.snapshot_dir, "dw")[0]
+    current = path_of(store.snapshot_dir, "dw")
     for damage in (b"not a snapshot at all", current.read_bytes()[:-5], b""):
         current.write_bytes(damage)
         reader = LocalStore(tmp_path / "online.sqlite3")
@@ -117,19 +117,19 @@ def _nowhere_in(directory: Path, *secrets: bytes) -> None:
             assert secret not in content, (path, secret)
 
 
-def test_forget_erases_the_listener_from_the_current_and_the_previous_snapshot_in_place(tmp_path: Path) -> None:
+def test_forget_erases_the_listener_from_the_snapshot_in_place(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "online.sqlite3")
     secret_old, secret_new = b"alice-old-" + os.urandom(8).hex().encode(), b"alice-new-" + os.urandom(8).hex().encode()
     with store.replacing_lists("dw") as writer:
         writer.write([("alice-7f3a", secret_old), ("bob", b"bob's")])
-    reader = Snapshots(store.snapshot_dir, recheck_s=3600)  # a process that has not looked again since
-    assert reader.get("dw", "alice-7f3a") == secret_old
     with store.replacing_lists("dw") as writer:
         writer.write([("alice-7f3a", secret_new), ("bob", b"bob's")])
+    reader = Snapshots(store.snapshot_dir, recheck_s=3600)  # another process, mapping the current snapshot
+    assert reader.get("dw", "alice-7f3a") == secret_new
     store.forget("alice-7f3a")
     assert store.get_list("dw", "alice-7f3a") is None and store.get_list("dw", "bob") == b"bob's"
-    assert reader.get("dw", "alice-7f3a") is None  # its older mapping is the previous snapshot, erased as well
-    _nowhere_in(store.snapshot_dir, secret_old, secret_new, b"alice-7f3a")
+    assert reader.get("dw", "alice-7f3a") is None  # the erase is in the pages it maps: no need to look again
+    _nowhere_in(store.snapshot_dir, secret_old, secret_new, b"alice-7f3a")  # the replaced file is gone too
     assert erase_everywhere(store.snapshot_dir, "alice-7f3a") == 0
 
 
@@ -149,7 +149,7 @@ def test_a_forget_that_cannot_erase_the_snapshot_says_so(tmp_path: Path) -> None
     store = LocalStore(tmp_path / "online.sqlite3")
     with store.replacing_lists("dw") as writer:
         writer.write([("a", b"x")])
-    paths(store.snapshot_dir, "dw")[0].write_bytes(b"damaged")
+    path_of(store.snapshot_dir, "dw").write_bytes(b"damaged")
     with pytest.raises(StoreUnavailable, match="could not be erased"):
         store.forget("a")
 
@@ -159,7 +159,7 @@ def test_an_empty_batch_publishes_an_empty_snapshot(tmp_path: Path) -> None:
     store.put_lists("dw", [("a", b"written")])
     with store.replacing_lists("dw") as writer:
         assert writer.write([]) == 0
-    assert Snapshot(paths(store.snapshot_dir, "dw")[0]).count == 0
+    assert Snapshot(path_of(store.snapshot_dir, "dw")).count == 0
     assert store.get_list("dw", "a") == b"written" and store.list_users("dw") == ["a"]
 
 

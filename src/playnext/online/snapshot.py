@@ -179,11 +179,12 @@ class SnapshotWriter:
         return len(chunk)
 
     def publish(self) -> int:
-        """Finish the file and make it the surface's snapshot; how many listeners it holds. Under the directory's
-        lock, which a forget also takes: the listeners forgotten since the lists were made (``skip``, asked once
-        more now) are erased first, and a forget that comes after finds this file in place to erase from. The
-        snapshot it replaces stays as the previous one (readers switch within ``RECHECK_S``), so a forget in
-        that second erases it there too; the one before that is removed."""
+        """Finish the file and make it the surface's snapshot (an atomic rename); how many listeners it holds.
+        Under the directory's lock, which a forget also takes: the listeners forgotten since the lists were made
+        (``skip``, asked once more now) are erased first, and a forget that comes after finds this file in place
+        to erase from. A process still mapping the snapshot it replaced reads that one until it next looks, within
+        ``RECHECK_S``: a listener forgotten in that second may still be answered from it there, as a request
+        already under way when a forget lands is answered as before it."""
         hashes = np.asarray(self._hashes, dtype="<u4")
         order = np.argsort(hashes, kind="stable")
         self._file.write(hashes[order].tobytes())
@@ -194,7 +195,6 @@ class SnapshotWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        current, previous = paths(self.directory, self.surface)
         forgotten: set[str] = set()
         with file_lock(lock_path(self.directory)):
             if self.skip is not None and self._users and (forgotten := self.skip(sorted(self._users))):
@@ -204,12 +204,7 @@ class SnapshotWriter:
                         fresh.erase(user)
                 finally:
                     fresh.close()
-            if current.exists():
-                linked = previous.with_name(previous.name + ".tmp")
-                linked.unlink(missing_ok=True)
-                os.link(current, linked)
-                os.replace(linked, previous)
-            os.replace(self.temporary, current)
+            os.replace(self.temporary, path_of(self.directory, self.surface))
             _sync_directory(self.directory)
         return len(self._users - forgotten)
 
@@ -231,9 +226,8 @@ def _remove_abandoned(directory: Path, surface: str) -> None:
             continue  # not a name this module gives, or another user's process: not ours to remove
 
 
-def paths(directory: Path, surface: str) -> tuple[Path, Path]:
-    """A surface's snapshot, and the one it replaced."""
-    return directory / f"{surface}{SUFFIX}", directory / f"{surface}{SUFFIX}.previous"
+def path_of(directory: Path, surface: str) -> Path:
+    return directory / f"{surface}{SUFFIX}"
 
 
 def lock_path(directory: Path) -> Path:
@@ -241,12 +235,12 @@ def lock_path(directory: Path) -> Path:
 
 
 def erase_everywhere(directory: Path, user_id: str) -> int:
-    """Erase a listener from every snapshot in ``directory``, current and previous, under its lock."""
+    """Erase a listener from every surface's snapshot in ``directory``, under its lock."""
     if not directory.is_dir():
         return 0
     erased = 0
     with file_lock(lock_path(directory)):
-        for path in sorted(directory.glob(f"*{SUFFIX}")) + sorted(directory.glob(f"*{SUFFIX}.previous")):
+        for path in sorted(directory.glob(f"*{SUFFIX}")):
             try:
                 snapshot = Snapshot(path, writable=True)
             except (OSError, SnapshotError) as exc:
