@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from playnext.durable import file_lock
+from playnext.durable import file_lock, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class SnapshotWriter:
                 finally:
                     fresh.close()
             os.replace(self.temporary, path_of(self.directory, self.surface))
-            _sync_directory(self.directory)
+            fsync_dir(self.directory)
         return len(self._users - forgotten)
 
     def discard(self) -> None:
@@ -251,14 +251,6 @@ def erase_everywhere(directory: Path, user_id: str) -> int:
             finally:
                 snapshot.close()
     return erased
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Snapshots:
