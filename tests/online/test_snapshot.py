@@ -20,7 +20,6 @@ from playnext.online.snapshot import (
     erase_everywhere,
     path_of,
 )
-from playnext.online.store import StoreUnavailable
 
 
 def _colliding() -> tuple[str, str]:
@@ -145,13 +144,20 @@ def test_a_listener_forgotten_while_the_batch_ran_is_not_published(tmp_path: Pat
     _nowhere_in(store.snapshot_dir, b"a's list", b"again")
 
 
-def test_a_forget_that_cannot_erase_the_snapshot_says_so(tmp_path: Path) -> None:
+def test_a_forget_deletes_a_damaged_snapshot_it_cannot_search(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = LocalStore(tmp_path / "online.sqlite3")
     with store.replacing_lists("dw") as writer:
-        writer.write([("a", b"x")])
-    path_of(store.snapshot_dir, "dw").write_bytes(b"damaged")
-    with pytest.raises(StoreUnavailable, match="could not be erased"):
-        store.forget("a")
+        writer.write([("a", b"a's secret list"), ("b", b"b's")])
+    with store.replacing_lists("mix") as writer:
+        writer.write([("a", b"a's mix"), ("b", b"b's mix")])
+    damaged = path_of(store.snapshot_dir, "dw")
+    damaged.write_bytes(damaged.read_bytes()[:-7])  # cut short: its index no longer finds anyone
+    store.forget("a")
+    assert not damaged.exists() and "damaged" in caplog.text
+    assert (
+        store.get_list("mix", "a") is None and store.get_list("mix", "b") == b"b's mix"
+    )  # the others: erased in place
+    _nowhere_in(store.snapshot_dir, b"a's secret list", b"a's mix")
 
 
 def test_an_empty_batch_publishes_an_empty_snapshot(tmp_path: Path) -> None:

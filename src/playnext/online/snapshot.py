@@ -235,7 +235,9 @@ def lock_path(directory: Path) -> Path:
 
 
 def erase_everywhere(directory: Path, user_id: str) -> int:
-    """Erase a listener from every surface's snapshot in ``directory``, under its lock."""
+    """Erase a listener from every surface's snapshot in ``directory``, under its lock. A damaged snapshot, which
+    no process reads (``Snapshots.refresh``) and whose records cannot be found to erase, is deleted instead: it is
+    derived data, and its listeners' lists are computed again on request until the next batch."""
     if not directory.is_dir():
         return 0
     erased = 0
@@ -243,9 +245,11 @@ def erase_everywhere(directory: Path, user_id: str) -> int:
         for path in sorted(directory.glob(f"*{SUFFIX}")):
             try:
                 snapshot = Snapshot(path, writable=True)
-            except (OSError, SnapshotError) as exc:
-                log.error("cannot erase a forgotten listener from %s: %s", path, exc)
-                raise
+            except SnapshotError as exc:
+                log.error("deleting %s, which is damaged (%s), rather than leave a forgotten listener in it", path,
+                          exc)  # fmt: skip
+                path.unlink()
+                continue
             try:
                 erased += snapshot.erase(user_id)
             finally:
