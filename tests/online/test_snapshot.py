@@ -129,6 +129,8 @@ def test_forget_erases_the_listener_from_the_snapshot_in_place(tmp_path: Path) -
     assert store.get_list("dw", "alice-7f3a") is None and store.get_list("dw", "bob") == b"bob's"
     assert reader.get("dw", "alice-7f3a") is None  # the erase is in the pages it maps: no need to look again
     _nowhere_in(store.snapshot_dir, secret_old, secret_new, b"alice-7f3a")  # the replaced file is gone too
+    _nowhere_in(store.snapshot_dir, zlib.crc32(b"alice-7f3a").to_bytes(4, "little"))  # nor their key's hash
+    assert store.get_list("dw", "bob") == b"bob's" and reader.get("dw", "bob") == b"bob's"  # the index still works
     assert erase_everywhere(store.snapshot_dir, "alice-7f3a") == 0
 
 
@@ -183,3 +185,17 @@ def test_the_files_of_a_batch_that_died_are_removed_by_the_next(tmp_path: Path) 
     with store.replacing_lists("dw") as writer:
         writer.write([("a", b"1")])
     assert not abandoned.exists() and running.exists()
+
+
+def test_erasing_one_of_two_colliding_keys_leaves_the_other_found(tmp_path: Path) -> None:
+    a, b = _colliding()
+    values = {a: b"a's", b: b"b's"}
+    for gone, kept in ((a, b), (b, a)):
+        directory = tmp_path / gone
+        _publish(directory, "dw", [(f"n{i}", b"n") for i in range(500)] + list(values.items()))
+        assert erase_everywhere(directory, gone) == 1
+        snapshot = Snapshot(path_of(directory, "dw"))
+        assert snapshot.get(gone) is None and snapshot.get(kept) == values[kept]
+        assert all(snapshot.get(f"n{i}") == b"n" for i in range(500))
+        assert sorted(snapshot._hashes) == list(snapshot._hashes)
+        snapshot.close()

@@ -13,9 +13,10 @@ then one record per listener (a ``live`` byte, a padding byte, key length u16, v
 the index: every key's CRC-32, sorted (u32), and each one's record offset in the same order (u64). CRC-32 is not
 unique, so a lookup compares the record's key and tries the neighbours with the same hash.
 
-``erase`` clears the record's ``live`` byte, then overwrites its key and value with zeros, in place, in the page
-cache every reader maps; a reader checks ``live`` again after copying a value, so it never returns bytes that an
-erase was overwriting while it copied them.
+``erase`` clears the record's ``live`` byte, then overwrites its key and value with zeros and its key's hash in
+the index, in place, in the page cache every reader maps; a reader checks ``live`` again after copying a value, so
+it never returns bytes that an erase was overwriting while it copied them. The record's lengths stay, so that the
+records can still be walked in order (``records``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Snapshot:
         self._offsets = view[index_at + 4 * count : length].cast("Q")
 
     def _found(self, key: bytes) -> Iterator[tuple[int, int, int, int]]:
-        """(record offset, live, key length, value length) of each record whose key is ``key``."""
+        """(index position, record offset, key length, value length) of each record whose key is ``key``."""
         h, hashes, m = key_hash(key), self._hashes, self._map
         i = bisect_left(hashes, h)
         while i < self.count and hashes[i] == h:
@@ -85,10 +86,10 @@ class Snapshot:
             i += 1
             if at + _RECORD.size > self._records_end:
                 continue  # a damaged index: no record there
-            live, klen, vlen = _RECORD.unpack_from(m, at)
+            _, klen, vlen = _RECORD.unpack_from(m, at)
             start = at + _RECORD.size
             if m[start : start + klen] == key:
-                yield at, live, klen, vlen
+                yield i - 1, at, klen, vlen
 
     def get(self, user_id: str) -> bytes | None:
         """The listener's value, or None. ``_found``'s loop written out: every precomputed answer comes here."""
@@ -109,13 +110,16 @@ class Snapshot:
         return None
 
     def erase(self, user_id: str) -> int:
-        """Overwrite the listener's record with zeros (flag first: see the module); how many were erased."""
+        """Overwrite the listener's record with zeros (flag first: see the module), and their key's hash in the
+        index with the one before it (the index stays sorted, and a short id's CRC-32 would name it); how many
+        records were erased."""
         key = user_id.encode()
         m, erased = self._map, 0
-        for at, _, klen, vlen in list(self._found(key)):
+        for i, at, klen, vlen in list(self._found(key)):
             m[at] = 0
             start = at + _RECORD.size
             m[start : start + klen + vlen] = bytes(klen + vlen)
+            self._hashes[i] = self._hashes[i - 1] if i else 0
             erased += 1
         if erased:
             m.flush()
