@@ -4,9 +4,10 @@ uvicorn writes a response's status line and headers when the app starts the resp
 sends it: two ``send`` system calls, so two packets, per answer. A client waiting on the answer wakes for the first,
 finds no body, and sleeps again until the second; the server pays for both sends and both wake-ups. That cost is
 per answer, not per byte, and it weighed most on the routes whose clients wait longest: measured with
-``bench/serving.py`` (10k world, two workers, alternating runs in one session), Discover Weekly went from 0.50-0.55
-to 0.57-0.63 × the hello-world at 8 connections and from 0.55 to 0.59-0.61 at 32, with the client's own cost per
-answer down by a sixth; the hello-world, on the same server and protocol, did not move.
+``bench/serving.py`` (two workers, alternating runs in one session), Discover Weekly went from 0.50-0.55 to
+0.57-0.63 × the hello-world at 8 connections on the 10k world, and from 0.45-0.49 to 0.50-0.52 on the 100k world
+(Daily Mix: 0.41-0.43 to 0.44-0.47), with the client's own cost per answer down by a sixth; at 32 connections
+nothing moved beyond the noise, nor did the hello-world, on the same server and protocol.
 
 Here the transport holds a write when none is held, and sends it joined with the next write, or at the end of the
 event loop's turn if none comes: an answer's head goes out with its body, a streamed answer's head still goes out
