@@ -310,9 +310,10 @@ class LocalStore(OnlineStore):
         for user, value in self.snapshots.records(surface):
             in_snapshot.add(user)
             yield user, value
-        with self._errors():
-            rows = self._db().execute("SELECT user_id, value FROM lists WHERE surface = ?", (surface,)).fetchall()
-        yield from ((user, bytes(value)) for user, value in rows if user not in in_snapshot)
+        with self._errors():  # streamed: a store from before snapshots holds gigabytes of rows
+            for user, value in self._db().execute("SELECT user_id, value FROM lists WHERE surface = ?", (surface,)):
+                if user not in in_snapshot:
+                    yield user, bytes(value)
 
     def ping(self) -> None:
         with self._errors():

@@ -29,12 +29,13 @@ import struct
 import time
 import zlib
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from playnext.durable import file_lock, fsync_dir
+from playnext.online.store import SkipListeners
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,6 @@ MAX_KEY = 0xFFFF
 MAX_VALUE = 0xFFFFFFFF
 SUFFIX = ".lists"
 RECHECK_S = 1.0  # how often a reader looks for a newly published snapshot
-
-# Which listeners of a list of them not to keep (forgotten since the lists were made): ``store.SkipListeners``.
-Skip = Callable[[list[str]], set[str]]
 
 
 class SnapshotError(ValueError):
@@ -64,8 +62,9 @@ class Snapshot:
     def __init__(self, path: Path, writable: bool = False) -> None:
         self.path = Path(path)
         with open(self.path, "r+b" if writable else "rb") as f:
-            self.identity = _identity(os.fstat(f.fileno()))
-            if os.fstat(f.fileno()).st_size < _HEADER.size:
+            stat = os.fstat(f.fileno())
+            self.identity = _identity(stat)
+            if stat.st_size < _HEADER.size:
                 raise SnapshotError(f"{self.path}: too short for a lists snapshot")
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
         magic, count, index_at, length = _HEADER.unpack_from(self._map, 0)
@@ -148,7 +147,7 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
 class SnapshotWriter:
     """One surface's snapshot as a batch writes it: published whole by ``publish``, or never (``discard``)."""
 
-    def __init__(self, directory: Path, surface: str, skip: Skip | None = None) -> None:
+    def __init__(self, directory: Path, surface: str, skip: SkipListeners | None = None) -> None:
         self.directory, self.surface, self.skip = Path(directory), surface, skip
         self.directory.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(self.directory, surface)
