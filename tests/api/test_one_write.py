@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -44,13 +46,25 @@ class Recorded(asyncio.Transport):
         return 0
 
 
-def test_a_head_and_its_body_in_the_same_turn_are_one_write() -> None:
-    asyncio.run(_a_head_and_its_body_in_the_same_turn_are_one_write())
-
-
-async def _a_head_and_its_body_in_the_same_turn_are_one_write() -> None:
+def _held() -> tuple[Recorded, OneWriteTransport]:
+    """A recorded connection end, and the transport writing to it from the running loop."""
     end = Recorded()
-    transport = OneWriteTransport(end, asyncio.get_running_loop())
+    return end, OneWriteTransport(end, asyncio.get_running_loop())
+
+
+def on_a_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """An async test run on an event loop of its own (the project runs no async test plugin)."""
+
+    @functools.wraps(test)
+    def run() -> None:
+        asyncio.run(test())
+
+    return run
+
+
+@on_a_loop
+async def test_a_head_and_its_body_in_the_same_turn_are_one_write() -> None:
+    end, transport = _held()
     transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     assert end.writes == []
     transport.write(memoryview(b"{}"))
@@ -59,13 +73,9 @@ async def _a_head_and_its_body_in_the_same_turn_are_one_write() -> None:
     assert len(end.writes) == 1
 
 
-def test_a_lone_write_goes_out_at_the_end_of_the_turn_and_the_next_pair_is_joined_again() -> None:
-    asyncio.run(_a_lone_write_goes_out_at_the_end_of_the_turn_and_the_next_pair_is_joined_again())
-
-
-async def _a_lone_write_goes_out_at_the_end_of_the_turn_and_the_next_pair_is_joined_again() -> None:
-    end = Recorded()
-    transport = OneWriteTransport(end, asyncio.get_running_loop())
+@on_a_loop
+async def test_a_lone_write_goes_out_at_the_end_of_the_turn_and_the_next_pair_is_joined_again() -> None:
+    end, transport = _held()
     transport.write(b"head")
     await asyncio.sleep(0)
     assert end.writes == [b"head"]
@@ -78,21 +88,16 @@ async def _a_lone_write_goes_out_at_the_end_of_the_turn_and_the_next_pair_is_joi
     assert transport.get_write_buffer_size() == 0
 
 
-def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
-    asyncio.run(_close_sends_what_is_held_first_and_abort_drops_it())
-
-
-async def _close_sends_what_is_held_first_and_abort_drops_it() -> None:
-    end = Recorded()
-    transport = OneWriteTransport(end, asyncio.get_running_loop())
+@on_a_loop
+async def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
+    end, transport = _held()
     transport.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
     transport.close()
     assert end.writes == [b"HTTP/1.1 400 Bad Request\r\n\r\n"] and end.closed
     await asyncio.sleep(0)  # the turn's release finds the transport closed and sends nothing more
     assert len(end.writes) == 1
 
-    end = Recorded()
-    transport = OneWriteTransport(end, asyncio.get_running_loop())
+    end, transport = _held()
     transport.write(b"half an answer")
     transport.abort()
     await asyncio.sleep(0)
