@@ -108,6 +108,43 @@ def test_a_value_an_older_playnext_stored_as_picks_reads_as_their_pages(version:
         lookup(store, version, "discover-weekly", user, DAY)
 
 
+def test_the_rendered_length_reads_the_rendered_answer_alone_and_other_lengths_the_pages(
+    version: ModelVersion,
+) -> None:
+    """A request for the rendered length is answered without decoding the pages, so a value whose pages are
+    damaged still answers it; any other length reads the pages, and such a value is then a miss (recomputed)."""
+    for surface in PAGED:
+        lists = compute(version, surface, "u0", DAY)
+        value = precomputed.encode(version, surface, DAY, lists, user_id="u0")
+        size = precomputed.RENDERED_SIZE[surface]
+        default = current_pages(value, version, surface, DAY, size=size)
+        assert default.pages is None and default.rendered is not None and default.rendered.size == size
+        other = current_pages(value, version, surface, DAY, size=size - 1)
+        assert other.pages == [page_of(shown) for shown in lists] and other.rendered == default.rendered
+        assert current_pages(value, version, surface, DAY).pages == other.pages  # no length: the pages
+        stored = msgspec.msgpack.decode(value, type=precomputed.StoredPages)
+        for pages in (b"\xc1 not pages", b"", stored.pages[:-9], stored.pages[:4] + bytes(len(stored.pages) - 4)):
+            damaged = msgspec.msgpack.encode(msgspec.structs.replace(stored, pages=pages))
+            assert current_pages(damaged, version, surface, DAY, size=size) == default
+            with pytest.raises(LookupError):
+                current_pages(damaged, version, surface, DAY, size=size - 1)
+
+
+def test_a_value_of_the_first_rendered_layout_is_answered_from_its_pages(version: ModelVersion) -> None:
+    """Values stored on 2026-11-27 hold their pages as a list, and a rendering whose slots took slices of those
+    pages (``surfaces.rendered``). Their pages still read. Their rendering does not read as today's, which would
+    fill it wrongly, so even the rendered length is answered from the pages (the same answer) until the next batch
+    rewrites them."""
+    for surface in PAGED:
+        pages = [page_of(shown) for shown in compute(version, surface, "u0", DAY)]
+        # size, cuts, answer chunks and slots, line chunks and slots, count: per-list slots numbered from 5
+        first = [20, [1, 1, 1], [b'{"items":[', b"", b"]}"], [5], [b'{"ids":[', b"", b"]}\n"], [6], 1]
+        value = msgspec.msgpack.encode([version.id, precomputed.valid_for(surface, DAY), CONTROL.key(surface), pages,
+                                        first])  # fmt: skip
+        read = current_pages(value, version, surface, DAY, size=precomputed.RENDERED_SIZE[surface])
+        assert read.pages == pages and read.rendered is None
+
+
 def test_a_page_value_is_a_miss_for_home(version: ModelVersion, store: LocalStore) -> None:
     """Home reads picks only: a page value (never stored under Home, but a store is shared data) is a miss, not
     shelves misread."""
@@ -150,13 +187,14 @@ def test_unknown_surfaces_are_refused_before_any_work(version: ModelVersion, sto
 
 
 def test_values_are_compact(version: ModelVersion) -> None:
-    """A Discover Weekly value is its answer's items as JSON (about 3.3 KB here), the ids and types its exposure
-    logs (0.4 KB) and the cuts (12 bytes an item): little besides."""
-    lists = compute(version, "discover-weekly", "u0", DAY)
-    page = page_of(lists[0])
-    value = precomputed.encode(version, "discover-weekly", DAY, lists)
-    assert len(value) - len(page.items) - len(page.ids) - len(page.types) - len(page.cuts) < 200
-    assert len(value) < 4500
+    """A value's pages are packed (only a request for another length than the rendered one reads them): a value
+    without a rendered answer takes under half its pages' bytes, and one with it not much more than those."""
+    for surface in PAGED:
+        lists = compute(version, surface, "u0", DAY)
+        raw = sum(len(page.items) + len(page.ids) + len(page.types) + len(page.cuts) for page in map(page_of, lists))
+        bare, rendered = (precomputed.encode(version, surface, DAY, lists, user_id=user) for user in (None, "u0"))
+        assert len(bare) < raw / 2
+        assert len(rendered) < raw * 1.4  # here 1.06 (Daily Mix) and 1.3 times
 
 
 def test_a_listener_without_a_taste_cluster_gets_a_stored_popular_mix(version: ModelVersion, store: LocalStore) -> None:

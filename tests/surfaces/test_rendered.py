@@ -39,7 +39,7 @@ def test_a_filled_answer_is_the_built_answer_byte_for_byte(version: ModelVersion
         rendered = render(surface, user, version.id, pages, size)
         assert rendered is not None and rendered.size == size
         for request_id, source in (("abc123", "precomputed"), ('client "id" \\ \u2028', "computed")):
-            body, lines = rendered.fill(pages, request_id, variant, source, "x00ff", AT)
+            body, lines = rendered.fill(request_id, variant, source, "x00ff", AT)
             assert (body, lines) == built(surface, user, version.id, pages, size, request_id, variant, source,
                                           "x00ff")  # fmt: skip
             assert lines.count(b"\n") == rendered.count == sum(1 for p in pages if p.size)
@@ -58,7 +58,7 @@ def test_daily_mix_exposures_have_an_id_per_mix_and_unfold_into_positions_per_mi
     pages = [mix(version, 12, i + 1) for i in range(3)]
     rendered = render("daily-mix", "u0", version.id, pages, 5)
     assert rendered is not None
-    _, lines = rendered.fill(pages, "r1", None, "precomputed", "xab", AT)
+    _, lines = rendered.fill("r1", None, "precomputed", "xab", AT)
     rows = parse_lines(lines).to_pylist()
     assert len(rows) == 5 * len(pages) and len({r["event_id"] for r in rows}) == len(rows)
     assert {r["event_id"] for r in rows if r["position"] == 0} == {f"xab.{i}-0-0" for i in range(len(pages))}
@@ -70,7 +70,7 @@ def test_lists_shorter_than_the_rendered_length_and_empty_ones(version: ModelVer
     pages = [mix(version, 3, 1), mix(version, 0, 2), mix(version, 30, 3)]
     rendered = render("daily-mix", "u0", version.id, pages, 20)
     assert rendered is not None and rendered.count == 2
-    filled = rendered.fill(pages, "r", "e:v", "precomputed", "x1", AT)
+    filled = rendered.fill("r", "e:v", "precomputed", "x1", AT)
     assert filled == built("daily-mix", "u0", version.id, pages, 20, "r", "e:v", "precomputed", "x1")
     assert [len(m["items"]) for m in msgspec.json.decode(filled[0])["mixes"]] == [3, 0, 20]
 

@@ -5,8 +5,14 @@ pages (``surfaces.page``: the items already JSON), each answer still built a dic
 record per list, and encoded both: for Daily Mix's six mixes that was most of the route's own work, per request,
 for an answer that differs between requests only in its request id, variant, source, time and exposure id. So the
 batch stores, beside the pages, the answer and its exposure log lines for the default length as byte chunks with
-slots for those five values and for each list's items, ids and types (slices of the pages it is stored with, so
-nothing is stored twice). A request fills the slots and joins: two ``bytes.join`` calls and three slices per list.
+slots for those five values. A request fills the slots and joins: two ``bytes.join`` calls.
+
+The chunks hold the lists' items themselves. The first rendering (values stored on 2026-11-27) held slots for
+them too, filled with slices of the pages stored beside it so that nothing was stored twice; but every request
+then decoded every page and made three slices per list, and for Daily Mix that was 16 µs of the route's 70 µs
+(``bench/rendered.py``). Now a request for the default length decodes neither (``precomputed.current_pages``), at
+the price of that length's items stored twice: once here, once in the pages other lengths read. The first
+rendering's values read as not rendered, so they are answered from their pages until the next batch rewrites them.
 
 The chunks are made by the very functions the routes answer with (``surfaces.answer``, ``surfaces.exposure``),
 called with sentinel values and split where the sentinels landed, so a filled answer is byte for byte the answer
@@ -19,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from operator import itemgetter
-from typing import Any
 
 import msgspec
 
@@ -30,9 +35,8 @@ from playnext.surfaces.page import Page
 
 _encode = msgspec.json.Encoder().encode
 
-# Slots are numbered by where their value sits in ``Rendered.fill``'s values: five per answer, then three per list.
+# Slots are numbered by where their value sits in ``Rendered.fill``'s values.
 _FIXED = {"R": 0, "V": 1, "S": 2, "T": 3, "X": 4}  # request id, variant, source, time, exposure id
-_PER_LIST = {"I": 0, "D": 1, "Y": 2}  # a list's items, ids and types, between their brackets
 # A sentinel is a string no list holds: control characters, which JSON escapes as \u0000. "Whole" sentinels are
 # replaced with their quotes (a value that may be null or need escaping); the exposure id's sits inside a string.
 _SLOT = re.compile(rb'"\\u0000pn(\w+)\\u0000"|\\u0000pn(\w+)\\u0001')
@@ -48,27 +52,25 @@ def _quoted(code: str) -> bytes:
     return _encode(_whole(code))
 
 
-class Rendered(msgspec.Struct, array_like=True, gc=False):
+class Rendered(msgspec.Struct, array_like=True, gc=False, tag="whole"):
+    """Tagged, so that a rendering of the first shape (whose slots took slices of the pages) does not decode as
+    this one and get filled wrongly."""
+
     size: int  # items per list the answer shows (the route's default)
-    cuts: list[int]  # per list: where its items, ids and types end at ``size`` items
     answer: list[bytes]  # constant chunks, with an empty placeholder for a slot between each two
     answer_slots: list[int]
     lines: list[bytes]  # the exposures' NDJSON, the same way
     line_slots: list[int]
     count: int  # exposure lines
 
-    def fill(self, lists: list[Page], request_id: str, variant: str | None, source: str, exposure: str,
+    def fill(self, request_id: str, variant: str | None, source: str, exposure: str,
              at: dt.datetime) -> tuple[bytes, bytes]:  # fmt: skip
-        """The answer's body and its exposures' NDJSON. ``lists``: the pages this was rendered from."""
-        values: list[Any] = [_encode(request_id), _encode(variant), _encode(source), _encode(at), exposure.encode()]
-        cuts = iter(self.cuts)
-        for shown, items, ids, types in zip(lists, cuts, cuts, cuts, strict=True):
-            values += (memoryview(shown.items)[1:items], memoryview(shown.ids)[1:ids],
-                       memoryview(shown.types)[1:types])  # fmt: skip
+        """The answer's body and its exposures' NDJSON."""
+        values = (_encode(request_id), _encode(variant), _encode(source), _encode(at), exposure.encode())
         return _join(self.answer, self.answer_slots, values), _join(self.lines, self.line_slots, values)
 
 
-def _join(chunks: list[bytes], slots: list[int], values: list[Any]) -> bytes:
+def _join(chunks: list[bytes], slots: list[int], values: tuple[bytes, ...]) -> bytes:
     if not slots:
         return b"".join(chunks)
     parts = chunks.copy()
@@ -78,41 +80,33 @@ def _join(chunks: list[bytes], slots: list[int], values: list[Any]) -> bytes:
 
 
 def render(surface: str, user: str, model_version: str | None, lists: list[Page], size: int) -> Rendered | None:
-    """``lists`` answered at ``size`` items each, as chunks and slots; None if a list's text holds a sentinel."""
-    planted, cuts = [], []
-    for i, shown in enumerate(lists):
-        n = min(size, shown.size)
-        cuts += shown.ends(n)
-        sentinels = [b"[" + _quoted(f"{kind}{i}") + b"]" if n else b"[]" for kind in _PER_LIST]
-        planted.append(msgspec.structs.replace(shown.first(n), items=sentinels[0], ids=sentinels[1],
-                                               types=sentinels[2]))  # fmt: skip
-    answer = _encode(listener_answer(surface, user, model_version, planted, _whole("R"), _whole("V"), _whole("S")))
-    exposures = listener_impressions(planted, user, _whole("R"), _whole("V"), _PLANTED_AT, "\x00pnX\x01")
+    """``lists`` answered at ``size`` items each, as chunks and slots; None if there are no lists (the routes
+    answer something else then) or a list's text holds a sentinel."""
+    if not lists:
+        return None
+    shown = [page.first(size) for page in lists]
+    answer = _encode(listener_answer(surface, user, model_version, shown, _whole("R"), _whole("V"), _whole("S")))
+    exposures = listener_impressions(shown, user, _whole("R"), _whole("V"), _PLANTED_AT, "\x00pnX\x01")
     lines = encode_lines(exposures).replace(_PLANTED_AT_JSON, _quoted("T"))
-    # Each planted sentinel lands once; a sentinel in the lists' own text would add a slot, filled wrongly later.
-    shown = sum(1 for page in lists if page.size)  # lists with items: an empty one has no items, ids or types slots
-    expected_answer = 3 * len(lists) + shown + (3 if surface == "daily-mix" else 0)
+    # Each planted sentinel lands once per place it was planted; one in the lists' own text would add a slot,
+    # filled wrongly later. Per list, the answer has a request id, variant and source (Daily Mix once more for the
+    # whole answer) and each exposure line (one per list with items) those and a time, but no source.
+    expected_answer = 3 * len(lists) + (3 if surface == "daily-mix" else 0)
     try:
-        answer_chunks, answer_slots = _split(answer, len(lists))
-        line_chunks, line_slots = _split(lines, len(lists))
-    except (KeyError, ValueError):
+        answer_chunks, answer_slots = _split(answer)
+        line_chunks, line_slots = _split(lines)
+    except KeyError:
         return None
-    if len(answer_slots) != expected_answer or len(line_slots) != 6 * shown:
+    if len(answer_slots) != expected_answer or len(line_slots) != 4 * len(exposures):
         return None
-    return Rendered(size, cuts, answer_chunks, answer_slots, line_chunks, line_slots, len(exposures))
+    return Rendered(size, answer_chunks, answer_slots, line_chunks, line_slots, len(exposures))
 
 
-def _split(text: bytes, lists: int) -> tuple[list[bytes], list[int]]:
+def _split(text: bytes) -> tuple[list[bytes], list[int]]:
     parts = _SLOT.split(text)  # chunk, whole code, inner code, chunk, ...
     chunks, slots = [], []
     for at in range(0, len(parts) - 1, 3):
-        code = (parts[at + 1] or parts[at + 2]).decode()
-        if code in _FIXED:
-            slots.append(_FIXED[code])
-        elif 0 <= (index := int(code[1:])) < lists:
-            slots.append(len(_FIXED) + len(_PER_LIST) * index + _PER_LIST[code[0]])
-        else:
-            raise ValueError(code)
+        slots.append(_FIXED[(parts[at + 1] or parts[at + 2]).decode()])  # KeyError: a code no one planted
         chunks += (parts[at], b"")
     chunks.append(parts[-1])
     return chunks, slots

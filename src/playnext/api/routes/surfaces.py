@@ -243,12 +243,13 @@ async def _shown(request: Request, shown: Page, viewers: list[str], extra: dict[
 async def _listener_answer(request: Request, surface: str, user: str, model_version: str, paged: Paged, size: int,
                            source: str, treatment: Treatment) -> Response:  # fmt: skip
     """Discover Weekly's or Daily Mix's answer, all its lists' impressions handed to the log at once: filled in from
-    the rendered answer (``surfaces.rendered``) when the value has one for this length, else built from its pages.
-    Both give the same bytes."""
+    the rendered answer (``surfaces.rendered``) when the value has one for this length (``current_pages`` then
+    left the pages undecoded), else built from its pages. Both give the same bytes."""
     request_id = _request_id(request, surface, source)
     at, exposure, variant, rendered = dt.datetime.now(dt.UTC), exposure_id(), treatment.label, paged.rendered
-    if rendered is not None and rendered.size == size and source != "fallback":
-        body, lines = rendered.fill(paged.pages, request_id, variant, source, exposure, at)
+    if paged.pages is None:
+        assert rendered is not None
+        body, lines = rendered.fill(request_id, variant, source, exposure, at)
         await _log(request, ndjson=lines, count=rendered.count)
         return JsonAnswer(body)
     lists = [shown.first(size) for shown in paged.pages]
@@ -273,8 +274,8 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
         return Paged([page_of(shown)])
 
     if _known(version, user):
-        paged, source = await lists_for(request, version, "discover-weekly", user, day, fallback, current_pages,
-                                        treatment)  # fmt: skip
+        paged, source = await lists_for(request, version, "discover-weekly", user, day, fallback,
+                                        functools.partial(current_pages, size=n), treatment)  # fmt: skip
     else:
         paged, source = fallback(), "live"
     return await _listener_answer(request, "discover-weekly", user, version.id, paged, n, source, treatment)
@@ -290,10 +291,11 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         return Paged([page_of(popular_mix(version, user, day, country=where))])
 
     if _known(version, user):
-        paged, source = await lists_for(request, version, "daily-mix", user, day, popular, current_pages, treatment)
+        paged, source = await lists_for(request, version, "daily-mix", user, day, popular,
+                                        functools.partial(current_pages, size=size), treatment)  # fmt: skip
     else:
         paged, source = popular(), "live"
-    if not paged.pages:  # a stored value without mixes
+    if paged.pages is not None and not paged.pages:  # a stored value without mixes (which is never rendered)
         paged = popular()
     return await _listener_answer(request, "daily-mix", user, version.id, paged, size, source, treatment)
 
