@@ -60,7 +60,7 @@ class StoredPages(msgspec.Struct, array_like=True):
     model_version: str
     valid_for: str
     params: str
-    pages: bytes  # ``list[Page]``, packed (``_packed``); values stored before 2026-11-28 hold the list itself
+    pages: bytes  # ``list[Page]``, packed (``pack_pages``); values stored before 2026-11-28 hold the list itself
     rendered: Rendered | None = None  # absent from values stored before 2026-11-27, and for unnamed listeners
 
 
@@ -68,8 +68,18 @@ _NIL = msgspec.Raw(b"\xc0")  # MessagePack's nil
 
 
 class _StoredPagesRead(msgspec.Struct, array_like=True, gc=False):
-    """``StoredPages`` as serving reads it: the pages and the rendered answer left encoded until it knows which
-    one the request needs (``current_pages``)."""
+    """``StoredPages`` as serving reads it: the pages left packed until a request for another length needs them."""
+
+    model_version: str
+    valid_for: str
+    params: str
+    pages: msgspec.Raw
+    rendered: Rendered | None = None
+
+
+class _StoredPagesUnrendered(msgspec.Struct, array_like=True, gc=False):
+    """A value whose rendering does not read as a ``Rendered`` (one of the first shape, stored on 2026-11-27):
+    answered from its pages, the same answer."""
 
     model_version: str
     valid_for: str
@@ -86,11 +96,11 @@ class Paged(NamedTuple):
     rendered: Rendered | None = None
 
 
-_Value = TypeVar("_Value", Stored, _StoredPagesRead)
+_Value = TypeVar("_Value", Stored, _StoredPagesRead, _StoredPagesUnrendered)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Stored)
 _read_decoder = msgspec.msgpack.Decoder(_StoredPagesRead)
-_rendered_decoder = msgspec.msgpack.Decoder(Rendered | None)
+_unrendered_decoder = msgspec.msgpack.Decoder(_StoredPagesUnrendered)
 _page_list_decoder = msgspec.msgpack.Decoder(list[Page])
 _blob_decoder = msgspec.msgpack.Decoder(bytes)
 
@@ -106,7 +116,7 @@ def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[Surfac
         pages = [page_of(shown) for shown in lists]
         rendered = None if user_id is None else render(surface, user_id, version.id, pages, RENDERED_SIZE[surface])
         return _encoder.encode(StoredPages(version.id, valid_for(surface, day), treatment.key(surface),
-                                           _packed(pages), rendered))  # fmt: skip
+                                           pack_pages(pages), rendered))  # fmt: skip
     return _encoder.encode(Stored(version.id, valid_for(surface, day), lists, treatment.key(surface)))
 
 
@@ -132,14 +142,14 @@ def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: 
     a value whose rendering is of the first shape (``surfaces.rendered``) is answered from its pages."""
     present = _present(blob, surface)
     try:
-        stored = _checked(_read_decoder.decode(present), version, surface, day, treatment)
         try:
-            rendered = _rendered_decoder.decode(stored.rendered)
-        except msgspec.DecodeError:  # the first shape, or unreadable: the pages answer the same
-            rendered = None
-        if rendered is not None and rendered.size == size:
-            return Paged(None, rendered)
-        return Paged(_pages(stored.pages), rendered)
+            stored = _checked(_read_decoder.decode(present), version, surface, day, treatment)
+        except msgspec.ValidationError:  # a rendering of the first shape, or damaged: the pages answer the same
+            unrendered = _checked(_unrendered_decoder.decode(present), version, surface, day, treatment)
+            return Paged(unpack_pages(unrendered.pages))
+        if stored.rendered is not None and stored.rendered.size == size:
+            return Paged(None, stored.rendered)
+        return Paged(unpack_pages(stored.pages), stored.rendered)
     except msgspec.DecodeError:
         pass
     try:
@@ -149,7 +159,7 @@ def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: 
     return Paged([page_of(shown) for shown in older.lists])
 
 
-def _packed(pages: list[Page]) -> bytes:
+def pack_pages(pages: list[Page]) -> bytes:
     """The pages as a value stores them: their encoding's length, then the encoding compressed with LZ4. Only a
     request for another length than the rendered one reads them, so they are kept small at that request's
     expense: a Daily Mix's 15.8 KB of pages take 4 KB, and about 12 µs to unpack (``bench/precomputed.py``). Without
@@ -158,8 +168,8 @@ def _packed(pages: list[Page]) -> bytes:
     return _PACKED_SIZE.pack(len(encoded)) + _LZ4.compress(encoded, asbytes=True)
 
 
-def _pages(stored: msgspec.Raw) -> list[Page]:
-    """A value's pages: packed (``_packed``), or (stored before 2026-11-28) the list itself. Raises
+def unpack_pages(stored: msgspec.Raw) -> list[Page]:
+    """A value's pages: packed (``pack_pages``), or (stored before 2026-11-28) the list itself. Raises
     ``msgspec.DecodeError`` for pages that do not unpack or decode."""
     if memoryview(stored)[0] not in _BIN:
         return _page_list_decoder.decode(stored)

@@ -10,7 +10,7 @@ slots for those five values. A request fills the slots and joins: two ``bytes.jo
 The chunks hold the lists' items themselves. The first rendering (values stored on 2026-11-27) held slots for
 them too, filled with slices of the pages stored beside it so that nothing was stored twice; but every request
 then decoded every page and made three slices per list, and for Daily Mix that was 16 µs of the route's 70 µs
-(``bench/rendered.py``). Now a request for the default length decodes neither (``precomputed.current_pages``), at
+(``bench/precomputed.py``). Now a request for the default length decodes neither (``precomputed.current_pages``), at
 the price of that length's items stored twice: once here, once in the pages other lengths read. The first
 rendering's values read as not rendered, so they are answered from their pages until the next batch rewrites them.
 
