@@ -162,8 +162,9 @@ def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: 
 def pack_pages(pages: list[Page]) -> bytes:
     """The pages as a value stores them: their encoding's length, then the encoding compressed with LZ4. Only a
     request for another length than the rendered one reads them, so they are kept small at that request's
-    expense: a Daily Mix's 15.8 KB of pages take 4 KB, and about 12 µs to unpack (``bench/precomputed.py``). Without
-    that a value held its rendered length's items twice, and a Daily Mix value grew from 17.5 to 28.9 KB."""
+    expense: on the 100k world a Daily Mix's 15.3 KB of pages take 3.9 KB, and 7 µs more to read than unpacked
+    (``bench/precomputed.py``, README). Unpacked, a value holds its rendered length's items twice: a Daily Mix
+    value was 28.9 KB against 17.6 KB packed."""
     encoded = _encoder.encode(pages)
     return _PACKED_SIZE.pack(len(encoded)) + _LZ4.compress(encoded, asbytes=True)
 
