@@ -290,7 +290,7 @@ def test_the_default_length_is_answered_from_the_rendered_answer_and_equals_the_
         assert stored.rendered is not None
         from_pages = answers(surface, path, encode(version, surface, day, lists))  # stored without a rendering
         assert answers(surface, path, rendered_value) == from_pages
-        # stored on 2026-11-27: the pages as a list, a rendering of the first shape (slots for the lists' items)
+        # stored before pages were packed: the pages as a list, a rendering of the first shape (slots for the items)
         first_shape = [20, [1, 1, 1], [b'{"items":[', b"", b"]}"], [5], [b'{"ids":[', b"", b"]}\n"], [6], 1]
         earlier = msgspec.msgpack.encode([stored.model_version, stored.valid_for, stored.params,
                                           [page_of(shown) for shown in lists], first_shape])  # fmt: skip

@@ -131,10 +131,10 @@ def test_the_rendered_length_reads_the_rendered_answer_alone_and_other_lengths_t
 
 
 def test_a_value_of_the_first_rendered_layout_is_answered_from_its_pages(version: ModelVersion) -> None:
-    """Values stored on 2026-11-27 hold their pages as a list, and a rendering whose slots took slices of those
-    pages (``surfaces.rendered``). Their pages still read. Their rendering does not read as today's, which would
-    fill it wrongly, so even the rendered length is answered from the pages (the same answer) until the next batch
-    rewrites them."""
+    """Values stored before pages were packed hold their pages as a list, and a rendering whose slots took slices
+    of those pages (``surfaces.rendered``). Their pages still read. Their rendering does not read as today's, which
+    would fill it wrongly, so even the rendered length is answered from the pages (the same answer) until the next
+    batch rewrites them."""
     for surface in PAGED:
         pages = [page_of(shown) for shown in compute(version, surface, "u0", DAY)]
         # size, cuts, answer chunks and slots, line chunks and slots, count: per-list slots numbered from 5

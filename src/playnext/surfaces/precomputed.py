@@ -60,7 +60,7 @@ class StoredPages(msgspec.Struct, array_like=True):
     model_version: str
     valid_for: str
     params: str
-    pages: bytes  # ``list[Page]``, packed (``pack_pages``); values stored before 2026-11-28 hold the list itself
+    pages: bytes  # ``list[Page]``, packed (``pack_pages``); values stored before it was packed hold the list
     rendered: Rendered | None = None  # absent from values stored before 2026-11-27, and for unnamed listeners
 
 
@@ -78,8 +78,8 @@ class _StoredPagesRead(msgspec.Struct, array_like=True, gc=False):
 
 
 class _StoredPagesUnrendered(msgspec.Struct, array_like=True, gc=False):
-    """A value whose rendering does not read as a ``Rendered`` (one of the first shape, stored on 2026-11-27):
-    answered from its pages, the same answer."""
+    """A value whose rendering does not read as a ``Rendered`` (one of the first shape, with slots for the lists'
+    items): answered from its pages, the same answer."""
 
     model_version: str
     valid_for: str
@@ -170,7 +170,7 @@ def pack_pages(pages: list[Page]) -> bytes:
 
 
 def unpack_pages(stored: msgspec.Raw) -> list[Page]:
-    """A value's pages: packed (``pack_pages``), or (stored before 2026-11-28) the list itself. Raises
+    """A value's pages: packed (``pack_pages``), or (in a value stored before pages were packed) the list itself. Raises
     ``msgspec.DecodeError`` for pages that do not unpack or decode."""
     if memoryview(stored)[0] not in _BIN:
         return _page_list_decoder.decode(stored)

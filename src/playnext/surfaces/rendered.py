@@ -7,12 +7,13 @@ for an answer that differs between requests only in its request id, variant, sou
 batch stores, beside the pages, the answer and its exposure log lines for the default length as byte chunks with
 slots for those five values. A request fills the slots and joins: two ``bytes.join`` calls.
 
-The chunks hold the lists' items themselves. The first rendering (values stored on 2026-11-27) held slots for
+The chunks hold the lists' items themselves. The first rendering (until pages were packed) held slots for
 them too, filled with slices of the pages stored beside it so that nothing was stored twice; but every request
-then decoded every page and made three slices per list, and for Daily Mix that was 16 µs of the route's 70 µs
-(``bench/precomputed.py``). Now a request for the default length decodes neither (``precomputed.current_pages``), at
-the price of that length's items stored twice: once here, once in the pages other lengths read. The first
-rendering's values read as not rendered, so they are answered from their pages until the next batch rewrites them.
+then decoded every page and made three slices per list: for Daily Mix 16 µs of the route's 70 µs, against 9 µs
+now (``bench/precomputed.py``, README). Now a request for the default length decodes no page
+(``precomputed.current_pages``). That length's items are stored twice, here and in the pages other lengths read,
+which are packed so that values stay the size they were (``precomputed.pack_pages``). The first rendering's values
+read as not rendered, so they are answered from their pages until the next batch rewrites them.
 
 The chunks are made by the very functions the routes answer with (``surfaces.answer``, ``surfaces.exposure``),
 called with sentinel values and split where the sentinels landed, so a filled answer is byte for byte the answer
