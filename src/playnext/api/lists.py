@@ -59,7 +59,8 @@ async def lists_for(
     request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
     fallback: Callable[[], Shown], read: Read[Shown], treatment: Treatment = CONTROL,
 ) -> tuple[Shown, Source]:  # fmt: skip
-    """``read``: how the surface's stored value reads (``precomputed.current`` or ``current_pages``)."""
+    """``read``: how the surface's stored value reads (``precomputed.current``, or ``current_pages`` given the
+    request's length)."""
     state = request.app.state
     store: OnlineStore = state.store
     try:
