@@ -32,6 +32,12 @@ def playnext(*args: str, env: dict[str, str], check: bool = True, timeout: float
     return result
 
 
+def run_bench(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """``bench/<script>`` with ``args``, from the repository's root, as its README command runs it."""
+    return subprocess.run([sys.executable, f"bench/{script}", *args], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

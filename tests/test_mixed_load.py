@@ -4,21 +4,20 @@ off instead of growing with the requests served (``bench/load.py`` runs the same
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e import run_bench
+
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_mixed_load_has_no_errors_and_bounded_memory(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "bench/load.py", "--seconds", "30", "--connections", "8", "--users", "300", "--tracks", "800",
-         "--data", str(tmp_path / "data")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    run = run_bench(
+        "load.py", "--seconds", "30", "--connections", "8", "--users", "300", "--tracks", "800",
+        "--data", str(tmp_path / "data"),
+        timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "errors: 0" in run.stdout

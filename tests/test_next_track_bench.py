@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from bench.next_track import transitions
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.e2e import run_bench
 
 
 def test_a_transition_stays_within_one_listeners_session() -> None:
@@ -36,10 +34,10 @@ def test_a_transition_stays_within_one_listeners_session() -> None:
 
 @pytest.mark.timeout(900)  # a world simulated and trained at a cutoff: about a minute alone on two cores
 def test_the_bench_weighs_each_search_setting_on_real_next_plays(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "bench/next_track.py", "--data", str(tmp_path / "data"), "--users", "300", "--tracks", "800",
-         "--days", "4", "--holdout", "0.3", "--cases", "150"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    run = run_bench(
+        "next_track.py", "--data", str(tmp_path / "data"), "--users", "300", "--tracks", "800",
+        "--days", "4", "--holdout", "0.3", "--cases", "150",
+        timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     cases = int(re.search(r"; ([\d,]+) cases from", run.stdout)[1].replace(",", ""))  # type: ignore[index]

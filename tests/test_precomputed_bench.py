@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.e2e import run_bench
 
 
 @pytest.mark.timeout(900)  # a world simulated, trained and precomputed: about a minute alone on two cores
 def test_the_bench_times_the_rendered_answer_against_the_pages_and_weighs_the_values(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "bench/precomputed.py", "--data", str(tmp_path / "data"), "--users", "300", "--tracks", "800",
-         "--days", "4", "--sample", "100", "--rounds", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    run = run_bench(
+        "precomputed.py", "--data", str(tmp_path / "data"), "--users", "300", "--tracks", "800",
+        "--days", "4", "--sample", "100", "--rounds", "2",
+        timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     rows = {

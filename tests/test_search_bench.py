@@ -4,17 +4,14 @@ figures' (timings are not asserted; see the README's benchmarks)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.e2e import run_bench
 
 
 def test_search_bench_prints_both_ways_and_their_ratio() -> None:
-    run = subprocess.run(
-        [sys.executable, "bench/search.py", "--tracks", "2000", "--queries", "20", "--pool", "300"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    run = run_bench(
+        "search.py", "--tracks", "2000", "--queries", "20", "--pool", "300",
+        timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     pattern = r"44 queries: all titles ([\d.]+) ms, index \(pool 300\) ([\d.]+) ms per query: ([\d.]+) ×"

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from playnext.online.local import LocalStore
 from playnext.surfaces.precomputed import SURFACES
+from tests.e2e import run_bench
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)\s+(\d+)\s+(\d+|-)$",
                  re.M)  # fmt: skip
 
 
 def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "bench/serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
-         "--concurrency", "2", "--data", str(tmp_path / "data")],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    run = run_bench(
+        "serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
+        "--concurrency", "2", "--data", str(tmp_path / "data"),
+        timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     # Each benchmarked listener was given a day's recent plays through ingest before anything was measured.
@@ -44,21 +42,21 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
             assert float(ratio) == 1.0
     # The same world served by two workers (``python -m bench.serving_app``, as ``playnext serve --workers 2``),
     # loaded by two client processes.
-    two = subprocess.run(
-        [sys.executable, "bench/serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
-         "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--workers", "2", "--clients", "2",
-         "--routes", "discover-weekly"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    two = run_bench(
+        "serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
+        "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--workers", "2", "--clients", "2",
+        "--routes", "discover-weekly",
+        timeout=900,
     )  # fmt: skip
     assert two.returncode == 0, two.stdout + two.stderr
     assert {(m[0], int(m[1]), m[-1]) for m in ROW.findall(two.stdout)} == {("hello-world", 2, "-"),
                                                                         ("discover-weekly", 2, "-")}  # fmt: skip
     # And with the online store in Redis (``--redis``), every precomputed list copied there.
-    on_redis = subprocess.run(
-        [sys.executable, "bench/serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
-         "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--redis",
-         "--routes", "discover-weekly", "next-track"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    on_redis = run_bench(
+        "serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
+        "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--redis",
+        "--routes", "discover-weekly", "next-track",
+        timeout=900,
     )  # fmt: skip
     assert on_redis.returncode == 0, on_redis.stdout + on_redis.stderr
     copied = re.search(r"online store: Redis on loopback, ([\d,]+) lists copied", on_redis.stdout)
