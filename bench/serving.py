@@ -1,7 +1,8 @@
 """Requests/s and latency of every surface, beside a bare hello-world route on the same server, in one run.
 
     python bench/serving.py [--users 100000] [--tracks 100000] [--days 7] [--seconds 5] [--concurrency 1 8 32]
-                            [--data DIR] [--workers N] [--clients K] [--redis] [--session-plays 100]
+                            [--rounds 3] [--data DIR] [--workers N] [--clients K] [--redis]
+                            [--session-plays 100]
 
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS, co-occurrence,
 SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to
@@ -11,8 +12,11 @@ Weekly, Daily Mix and Home's shelves for every listener; then ``uvicorn bench.se
 (``--workers N``: ``python -m bench.serving_app``, as ``playnext serve --workers N`` would, the hello-world in every
 worker), and lean keep-alive clients in this process (``--clients K``: spread over K processes, for a machine
 with cores to spare, where one client process would be the bottleneck) load each route for ``--seconds`` at each
-concurrency, with random known listeners. Each cell is compared with the hello-world measured just before and just
-after it (their mean). Every surface request also writes its exposures to the durable log, as in production.
+concurrency, with random known listeners. Each cell is measured in ``--rounds`` rounds (3), each compared with the
+hello-world measured just before and just after it (their mean), the two interleaved: hello, route, hello, route,
+..., hello. The cell's ``× hello`` is the median of its rounds' ratios, and ``range`` their lowest and highest: this
+machine's speed drifts within seconds, and one round's ratio moved by ±0.08 between runs of the same code. Every
+surface request also writes its exposures to the durable log, as in production.
 ``--data`` keeps the world in DIR and reuses it on the next run (the simulation and training take long at full
 size).
 
@@ -38,8 +42,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import numpy as np
@@ -158,6 +164,46 @@ def fill_sessions(port: int, key: str, users: list[str], tracks: int, plays: int
           f"session) ingested in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
 
 
+class Cell(NamedTuple):
+    rate: float  # the route's requests/s over all its rounds
+    p50: float  # ms, over all its rounds' requests
+    p99: float
+    hello: float  # the hello-world's mean requests/s over the cell
+    ratio: float  # the median of the rounds' ratios
+    ratios: list[float]  # each round's: the route's rate over the mean of the hello-world's just before and after
+    server_us: float  # CPU per request, over all its rounds
+    client_us: float
+
+
+Measure = Callable[[list[str], int], tuple[float, list[float], float, float]]
+
+
+def measure_cell(name: str, paths: list[str], hello_paths: list[str], c: int, rounds: int, measure: Measure) -> Cell:
+    """One cell: ``rounds`` rounds of the route, each between two of the hello-world (hello, route, hello, route,
+    ..., hello), so each round's ratio has a baseline measured seconds around it. The hello-world's own cell is
+    measured ``rounds`` times, its ratios 1."""
+    if name == "hello-world":
+        measured = [measure(paths, c) for _ in range(rounds)]
+        hellos = [rate for rate, *_ in measured]
+        ratios = [1.0] * rounds
+    else:
+        hellos = [measure(hello_paths, c)[0]]
+        measured, ratios = [], []
+        for _ in range(rounds):
+            measured.append(measure(paths, c))
+            hellos.append(measure(hello_paths, c)[0])
+            ratios.append(measured[-1][0] / ((hellos[-2] + hellos[-1]) / 2))
+    latencies = [x for _, lat, _, _ in measured for x in lat]
+    weights = [len(lat) for _, lat, _, _ in measured]
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    return Cell(
+        rate=float(np.mean([rate for rate, *_ in measured])), p50=float(p50), p99=float(p99),
+        hello=float(np.mean(hellos)), ratio=float(np.median(ratios)), ratios=ratios,
+        server_us=float(np.average([server for *_, server, _ in measured], weights=weights)),
+        client_us=float(np.average([client for *_, client in measured], weights=weights)),
+    )  # fmt: skip
+
+
 def lists_in_redis(data: Path, directory: Path) -> RedisServer:
     """A ``redis-server`` on loopback holding every list of the world's embedded store."""
     started = time.perf_counter()
@@ -181,6 +227,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of route and hello-world per cell")
     parser.add_argument("--data", type=Path, help="keep (and reuse) the world here")
     parser.add_argument("--no-batch", action="store_true", help="reuse the lists a previous run precomputed")
     parser.add_argument("--routes", nargs="+", help="only these routes (hello-world is always measured)")
@@ -256,19 +303,15 @@ def main() -> None:
             # requests for ticks; not counted with ``--clients``) per request. On a machine the run saturates, the
             # ratio is about the hello-world's total over the route's.
             print(f"\n{'route':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'hello req/s':>12} "
-                  f"{'× hello':>8} {'server µs':>10} {'client µs':>10}")  # fmt: skip
+                  f"{'× hello':>8} {'range':>13} {'server µs':>10} {'client µs':>10}")  # fmt: skip
             for name, paths in routes.items():
                 for c in args.concurrency:
-                    # The hello-world is measured just before and just after each cell, and the cell is compared
-                    # with their mean: this machine's speed drifts by a third within minutes, and a baseline
-                    # measured once, minutes earlier, moved the ratios as much as the code did.
-                    before = measure(routes["hello-world"], c)[0] if name != "hello-world" else None
-                    rate, lat, server_us, client_us = measure(paths, c)
-                    hello = rate if before is None else (before + measure(routes["hello-world"], c)[0]) / 2
-                    p50, p99 = np.percentile(lat, 50) * 1000, np.percentile(lat, 99) * 1000
-                    client = f"{client_us:>10.0f}" if pool is None else f"{'-':>10}"
-                    print(f"{name:<16} {c:>5} {rate:>8,.0f} {p50:>8.2f} {p99:>8.2f} {hello:>12,.0f} "
-                          f"{rate / hello:>8.3f} {server_us:>10.0f} {client}", flush=True)  # fmt: skip
+                    cell = measure_cell(name, paths, routes["hello-world"], c, args.rounds, measure)
+                    client = f"{cell.client_us:>10.0f}" if pool is None else f"{'-':>10}"
+                    low, high = min(cell.ratios), max(cell.ratios)
+                    print(f"{name:<16} {c:>5} {cell.rate:>8,.0f} {cell.p50:>8.2f} {cell.p99:>8.2f} "
+                          f"{cell.hello:>12,.0f} {cell.ratio:>8.3f} {f'{low:.3f}-{high:.3f}':>13} "
+                          f"{cell.server_us:>10.0f} {client}", flush=True)  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -1,5 +1,5 @@
 """``bench/serving.py`` on a small world: every surface answers 200 on a real server, and each cell is printed
-with the hello-world measured around it. Timings are not asserted (see the README's benchmarks)."""
+with the hello-world measured around each of its rounds. Timings are not asserted (see the README's benchmarks)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from playnext.surfaces.precomputed import SURFACES
 from tests.e2e import run_bench
 
 pytestmark = pytest.mark.slow
-ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)\s+(\d+)\s+(\d+|-)$",
-                 re.M)  # fmt: skip
+ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)-([\d.]+)\s+(\d+)"
+                 r"\s+(\d+|-)$", re.M)  # fmt: skip
 
 
 def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path) -> None:
@@ -33,19 +33,19 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
     rows = {(m[0], int(m[1])): m for m in ROW.findall(run.stdout)}
     routes = {"hello-world", "home", "next-track", "discover-weekly", "daily-mixes", "blend", "search"}
     assert set(rows) == {(r, 2) for r in routes}, run.stdout
-    for (route, _), (_, _, rate, _, _, hello, ratio, server_us, client_us) in rows.items():
+    for (route, _), (_, _, rate, _, _, hello, ratio, low, high, server_us, client_us) in rows.items():
         rate, hello = float(rate.replace(",", "")), float(hello.replace(",", ""))
         assert rate > 0 and hello > 0
         assert int(server_us) > 0 and int(client_us) > 0, route  # both do work for every request
-        assert float(ratio) == pytest.approx(rate / hello, abs=0.002), route
+        assert 0 < float(low) <= float(ratio) <= float(high), route  # the median of the cell's rounds
         if route == "hello-world":
-            assert float(ratio) == 1.0
+            assert float(ratio) == float(low) == float(high) == 1.0
     # The same world served by two workers (``python -m bench.serving_app``, as ``playnext serve --workers 2``),
     # loaded by two client processes.
     two = run_bench(
         "serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
         "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--workers", "2", "--clients", "2",
-        "--routes", "discover-weekly",
+        "--routes", "discover-weekly", "--rounds", "1",
         timeout=900,
     )  # fmt: skip
     assert two.returncode == 0, two.stdout + two.stderr
@@ -55,7 +55,7 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
     on_redis = run_bench(
         "serving.py", "--users", "300", "--tracks", "800", "--days", "3", "--seconds", "0.3",
         "--concurrency", "2", "--data", str(tmp_path / "data"), "--no-batch", "--redis",
-        "--routes", "discover-weekly", "next-track",
+        "--routes", "discover-weekly", "next-track", "--rounds", "1",
         timeout=900,
     )  # fmt: skip
     assert on_redis.returncode == 0, on_redis.stdout + on_redis.stderr
