@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.serving import measure_cell
 
 

@@ -199,3 +199,28 @@ def test_erasing_one_of_two_colliding_keys_leaves_the_other_found(tmp_path: Path
         assert all(snapshot.get(f"n{i}") == b"n" for i in range(500))
         assert sorted(snapshot._hashes) == list(snapshot._hashes)
         snapshot.close()
+
+
+def test_erasing_at_the_edges_of_the_index_buckets_leaves_every_other_listener_found(tmp_path: Path) -> None:
+    """A lookup bisects only within its hash's bucket of the index, whose bounds a reader works out when it maps the
+    file; an erase lowers the erased entry's hash to its neighbour's. Erasing the first and the last entry of many
+    buckets must leave everyone else found, by a reader mapped before the erases and by one mapped after."""
+    lists = [(f"listener-{i}", f"value {i}".encode()) for i in range(5_000)]
+    _publish(tmp_path, "dw", lists)
+    before = Snapshot(path_of(tmp_path, "dw"))
+    by_hash = sorted(lists, key=lambda kv: zlib.crc32(kv[0].encode()))
+    buckets = [zlib.crc32(user.encode()) >> 16 for user, _ in by_hash]
+    # the first and the last listener of every bucket holding more than one
+    edges = {by_hash[i][0] for i in range(len(by_hash)) if (i == 0 or buckets[i - 1] != buckets[i]) and
+             i + 1 < len(by_hash) and buckets[i + 1] == buckets[i]}  # fmt: skip
+    edges |= {by_hash[i][0] for i in range(1, len(by_hash)) if
+              (i + 1 == len(by_hash) or buckets[i + 1] != buckets[i]) and buckets[i - 1] == buckets[i]}  # fmt: skip
+    assert len(edges) > 200
+    for user in edges:
+        assert erase_everywhere(tmp_path, user) == 1
+    after = Snapshot(path_of(tmp_path, "dw"))
+    for snapshot in (before, after):
+        for user, value in lists:
+            assert snapshot.get(user) == (None if user in edges else value), user
+        assert sorted(snapshot._hashes) == list(snapshot._hashes)
+        snapshot.close()
