@@ -237,6 +237,8 @@ def main() -> None:
     parser.add_argument("--session-plays", type=int, default=100,
                         help="recent plays ingested for each benchmarked listener first (0: none)")  # fmt: skip
     args = parser.parse_args()
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds must be at least 1 and --seconds above 0")
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         data = args.data or Path(tmp) / "data"
         env = world(data, args.users, args.tracks, args.days, batch=not args.no_batch)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from bench.serving import measure_cell
 
+from tests.e2e import run_bench
+
 
 class Scripted:
     """A ``measure`` that answers set rates in turn and records which paths it was asked for, in order."""
@@ -36,3 +38,9 @@ def test_the_hello_world_cell_is_its_rounds_alone() -> None:
     cell = measure_cell("hello-world", ["/hello"], ["/hello"], 1, 2, measure)
     assert measure.asked == ["/hello", "/hello"]
     assert cell.ratio == 1.0 and cell.ratios == [1.0, 1.0] and cell.rate == pytest.approx(110)
+
+
+@pytest.mark.parametrize("args", [("--rounds", "0"), ("--seconds", "0"), ("--rounds", "-2")])
+def test_a_cell_needs_a_round_of_some_length(args: tuple[str, str]) -> None:
+    run = run_bench("serving.py", *args, timeout=120)
+    assert run.returncode == 2 and "--rounds must be at least 1 and --seconds above 0" in run.stderr
