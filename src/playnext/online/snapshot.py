@@ -85,12 +85,13 @@ class Snapshot:
         # entry's hash to its neighbour's, which keeps every bucket sorted: the bounds stay right.
         hashes = np.frombuffer(self._map, dtype="<u4", count=count, offset=index_at)
         buckets = np.arange(_BUCKETS + 1, dtype=np.uint64) << _BUCKET_SHIFT
-        self._starts = memoryview(np.searchsorted(hashes, buckets).astype(np.uint32)).cast("B").cast("I")
+        self._starts = memoryview(np.searchsorted(hashes, buckets).astype(np.uint32))  # format "I": ints
 
     def _found(self, key: bytes) -> Iterator[tuple[int, int, int, int]]:
         """(index position, record offset, key length, value length) of each record whose key is ``key``."""
         h, hashes, m = key_hash(key), self._hashes, self._map
-        i = bisect_left(hashes, h, *self._bucket(h))
+        bucket = h >> _BUCKET_SHIFT
+        i = bisect_left(hashes, h, self._starts[bucket], self._starts[bucket + 1])
         while i < self.count and hashes[i] == h:
             at = self._offsets[i]
             i += 1
@@ -119,10 +120,6 @@ class Snapshot:
                 value = m[start + klen : start + klen + vlen]
                 return value if m[at] and len(value) == vlen else None  # erased while it was copied, or cut short
         return None
-
-    def _bucket(self, h: int) -> tuple[int, int]:
-        bucket = h >> _BUCKET_SHIFT
-        return self._starts[bucket], self._starts[bucket + 1]
 
     def erase(self, user_id: str) -> int:
         """Overwrite the listener's record with zeros (flag first: see the module), and their key's hash in the
