@@ -1,7 +1,17 @@
-"""The app ``bench/serving.py`` serves: playnext's own app plus a bare hello-world route, in one process, so the
-baseline runs on the very same server (uvicorn, event loop, middleware, the front router the surfaces are answered
-by) as the surfaces. ``python -m bench.serving_app --workers N --port P`` serves it as ``playnext serve --workers
-N`` would, the hello-world in every worker."""
+"""The app ``bench/serving.py`` serves: playnext's own app, with a bare hello-world app in front of it on the same
+server (uvicorn with ``playnext serve``'s options, the same process, event loop and workers), so the baseline the
+surfaces are compared with is what the server does for an app that does nothing. ``python -m bench.serving_app
+--workers N --port P`` serves it as ``playnext serve --workers N`` would, the hello-world in every worker.
+
+Two hello-worlds:
+- ``GET /hello``, the baseline, is a bare ASGI app: ``BesideBare`` answers it before playnext's app sees the
+  request, so it pays none of playnext's layers (request id, metrics, size limits, the front router) nor FastAPI's.
+- ``GET /app-hello`` is the same answer as a route of playnext's app, answered by the front router behind
+  playnext's middleware as the surfaces are. Its ratio to the bare one is what those layers cost every request.
+
+Until 2026-11-27 the bench's only hello-world was the second, so its ratios were against a baseline that already
+paid playnext's layers (README, *Benchmarks*).
+"""
 
 from __future__ import annotations
 
@@ -10,29 +20,54 @@ import argparse
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from playnext.api.app import create_app
 from playnext.api.observability import NamedRoute
 from playnext.config import load_settings
 
-
-async def hello(request: Request) -> Response:
-    return Response(b'{"hello":"world"}', media_type="application/json")
-
-
-def with_hello(application: FastAPI) -> FastAPI:
-    application.front.insert(0, NamedRoute("/hello", hello))  # type: ignore[attr-defined]
-    return application
+_BODY = b'{"hello":"world"}'
+_START = {"type": "http.response.start", "status": 200,
+          "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_BODY))]}  # fmt: skip
+_DONE = {"type": "http.response.body", "body": _BODY}
 
 
-def worker_app() -> FastAPI:
+async def bare_hello(scope: Scope, receive: Receive, send: Send) -> None:
+    """A hello-world with nothing around it: two ASGI messages, whatever the request."""
+    await send(_START)
+    await send(_DONE)
+
+
+class BesideBare:
+    """``app``, with ``/hello`` answered by ``bare_hello`` before it (lifespan and everything else go to ``app``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/hello":
+            await bare_hello(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def app_hello(request: Request) -> Response:
+    return Response(_BODY, media_type="application/json")
+
+
+def with_hellos(application: FastAPI) -> BesideBare:
+    application.front.insert(0, NamedRoute("/app-hello", app_hello))  # type: ignore[attr-defined]
+    return BesideBare(application)
+
+
+def worker_app() -> BesideBare:
     from playnext.api.workers import worker_app as playnext_worker
 
-    return with_hello(playnext_worker())
+    return with_hellos(playnext_worker())
 
 
-def one_process_app() -> FastAPI:
-    return with_hello(create_app(load_settings()))
+def one_process_app() -> BesideBare:
+    return with_hellos(create_app(load_settings()))
 
 
 if __name__ == "__main__":

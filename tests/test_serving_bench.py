@@ -31,7 +31,7 @@ def test_serving_bench_prints_each_surface_beside_the_hello_world(tmp_path: Path
         held = dict(db.execute("SELECT user_id, n FROM recent").fetchall())
     assert filled and len(held) == int(filled[1]) > 100 and set(held.values()) == {100}, run.stdout
     rows = {(m[0], int(m[1])): m for m in ROW.findall(run.stdout)}
-    routes = {"hello-world", "home", "next-track", "discover-weekly", "daily-mixes", "blend", "search"}
+    routes = {"hello-world", "app-hello", "home", "next-track", "discover-weekly", "daily-mixes", "blend", "search"}
     assert set(rows) == {(r, 2) for r in routes}, run.stdout
     for (route, _), (_, _, rate, _, _, hello, ratio, low, high, server_us, client_us) in rows.items():
         rate, hello = float(rate.replace(",", "")), float(hello.replace(",", ""))
