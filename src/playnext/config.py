@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     compact_interval_s: float = Field(default=60.0, ge=0)
     # Log bytes folded into the lake per manifest commit: bounds compaction's memory.
     compact_commit_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # FastAPI's native OpenTelemetry (a span and metrics per request, once an OpenTelemetry provider is
+    # configured). Off unless asked for: playnext's own metrics are Prometheus (`/metrics`), and FastAPI looks up
+    # the global providers on every request to find out whether one is configured, which cost about 5 µs of a
+    # 42 µs hello-world request over HTTP (the serving bench's `app-hello`, README *Benchmarks*).
+    opentelemetry: bool = False
     # Upper bound on events written under one fsync; keeps the tail latency of a group bounded.
     group_commit_max_events: int = Field(default=20_000, ge=1)
     # Events further in the future than this are rejected: they are clock bugs, and would land in the lake

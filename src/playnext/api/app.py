@@ -101,6 +101,8 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
         version=playnext.__version__,
         description="Events in, personalized audio out.",
         lifespan=lifespan,
+        telemetry={"tracing": settings.opentelemetry, "metrics": settings.opentelemetry,
+                   "logs": settings.opentelemetry},  # fmt: skip
     )
     app.state = AppState()
     app.state.settings = settings

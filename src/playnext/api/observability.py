@@ -47,6 +47,7 @@ class Metrics:
         self.store_errors = Counter("playnext_online_store_errors", "Online store calls that failed", ["operation"],
                                     registry=r)  # fmt: skip
         self._answer_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[tuple[str, str, int], Any] = {}
         self.impressions_lost = Counter("playnext_impressions_lost",
                                         "Answers given whose impressions a failed round of the log lost",
                                         registry=r)  # fmt: skip
@@ -65,6 +66,16 @@ class Metrics:
         if child is None:
             child = self._answer_children[(surface, source)] = self.answers.labels(surface, source)
         child.inc()
+
+    def timed(self, template: str, method: str, status: int) -> Any:
+        """The latency series of a route template, method and status, looked up once per triple: ``labels`` takes
+        a lock, converts every value and hashes them, on every request (about 2.5 µs of a 42 µs hello-world over
+        HTTP). The triples are bounded: templates, the methods the HTTP parser accepts, statuses."""
+        key = (template, method, status)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self._latency_children[key] = self.latency.labels(template, method, str(status))
+        return child
 
     def watch(self, state: Any) -> None:
         """Expose what the app's parts count themselves (the log's writer, the served model) at scrape time."""
@@ -169,7 +180,7 @@ class ObservabilityMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.latency.labels(template, scope["method"], str(status)).observe(time.perf_counter() - started)
+            self.metrics.timed(template, scope["method"], status).observe(time.perf_counter() - started)
             request_id.reset(token)
 
 
