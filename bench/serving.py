@@ -5,20 +5,20 @@
                             [--session-plays 100]
 
 A world is simulated, a model version trained with a serving-sized stack (popularity by country, ALS, co-occurrence,
-SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to
-keep the training short: serving costs the same) and promoted, and ``playnext batch all`` precomputes Discover
-Weekly, Daily Mix and Home's shelves for every listener; then ``uvicorn bench.serving_app:one_process_app``
-(playnext's app behind a bare hello-world app's ``GET /hello``, with ``playnext serve``'s options:
-``api.app.SERVER``) serves it in one process (``--workers N``: ``python -m bench.serving_app``, as ``playnext serve
---workers N`` would, the hello-world in every worker), and lean keep-alive clients in this process (``--clients K``: spread over K processes, for a machine
-with cores to spare, where one client process would be the bottleneck) load each route for ``--seconds`` at each
-concurrency, with random known listeners. Each cell is measured in ``--rounds`` rounds (3), each compared with the
-hello-world measured just before and just after it (their mean), the two interleaved: hello, route, hello, route,
-..., hello. The cell's ``× hello`` is the median of its rounds' ratios, and ``range`` their lowest and highest: this
-machine's speed drifts within seconds, and one round's ratio moved by ±0.08 between runs of the same code. Every
-surface request also writes its exposures to the durable log, as in production. The hello-world is bare: none of
-playnext's layers or FastAPI's (``bench/serving_app.py``); ``app-hello``, the same answer from a route of
-playnext's app behind its middleware, shows what those layers cost every request.
+SASRec and the LightGBM ranker; content is left out and SASRec trained for one epoch of one window per listener, to keep
+the training short: serving costs the same) and promoted, and ``playnext batch all`` precomputes Discover Weekly, Daily
+Mix and Home's shelves for every listener; then ``uvicorn bench.serving_app:one_process_app`` (playnext's app behind a
+bare hello-world app's ``GET /hello``, with ``playnext serve``'s options: ``api.app.SERVER``) serves it in one process
+(``--workers N``: ``python -m bench.serving_app``, as ``playnext serve --workers N`` would, the hello-world in every
+worker), and lean keep-alive clients in this process (``--clients K``: spread over K processes, for a machine with cores
+to spare, where one client process would be the bottleneck) load each route for ``--seconds`` at each concurrency, with
+random known listeners. Each cell is measured in ``--rounds`` rounds (3), each compared with the hello-world measured
+just before and just after it (their mean), the two interleaved: hello, route, hello, route, ..., hello. The cell's
+``× hello`` is the median of its rounds' ratios, and ``range`` their lowest and highest: this machine's speed drifts
+within seconds, and one round's ratio moved by ±0.08 between runs of the same code. Every surface request also writes
+its exposures to the durable log, as in production. The hello-world is bare: none of playnext's layers or FastAPI's
+(``bench/serving_app.py``); ``app-hello``, the same answer from a route of playnext's app behind its middleware, shows
+what those layers cost every request.
 ``--data`` keeps the world in DIR and reuses it on the next run (the simulation and training take long at full
 size).
 

@@ -60,8 +60,9 @@ class _Recording(trace.TracerProvider):
 
 
 @pytest.mark.parametrize("on", [False, True])
-def test_fastapi_opentelemetry_sees_requests_only_when_switched_on(settings: Settings, on: bool,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_fastapi_opentelemetry_sees_requests_only_when_switched_on(
+    settings: Settings, on: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     provider = _Recording()
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
     with TestClient(create_app(settings.model_copy(update={"opentelemetry": on}))) as client:

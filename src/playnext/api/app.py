@@ -96,13 +96,13 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
                 app.state.event_log.close()
             await app.state.store.aclose()
 
+    otel = settings.opentelemetry
     app = PlaynextApp(
         title="playnext",
         version=playnext.__version__,
         description="Events in, personalized audio out.",
         lifespan=lifespan,
-        telemetry={"tracing": settings.opentelemetry, "metrics": settings.opentelemetry,
-                   "logs": settings.opentelemetry},  # fmt: skip
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel},
     )
     app.state = AppState()
     app.state.settings = settings
