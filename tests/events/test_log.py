@@ -10,6 +10,7 @@ import pytest
 
 from playnext.events import framing
 from playnext.events.log import EventLog, LogLocked, LogUnavailable, list_segments, sealed_segments
+from playnext.events.schema import encode_lines
 from tests.events.helpers import events, ids_in_log
 
 
@@ -282,3 +283,36 @@ def test_fresh_records_alone_start_a_round_at_most_every_fresh_interval(tmp_path
         assert all(f.result(timeout=10) is None for f in futures)
         assert log.stats.events_stored == len(futures)
         assert log.stats.groups <= elapsed / 0.05 + 2
+
+
+def test_a_round_written_in_short_writes_is_one_whole_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer writes a round's chunks as they came (``events.vectored``), its frame's header reckoned over
+    them: a disk that takes a few bytes at a time still gets the one frame, whole and checksummed."""
+    real = os.writev
+    sizes: list[int] = []
+
+    def short(fd: int, buffers: list[memoryview]) -> int:
+        written = real(fd, [b"".join(bytes(b) for b in buffers)[:500]])
+        sizes.append(written)
+        return written
+
+    with EventLog(tmp_path) as log:
+        monkeypatch.setattr(os, "writev", short)
+        lines = [encode_lines(events(3, prefix=f"x{i}-")) for i in range(20)]
+        futures = [log.submit_fresh_encoded(bytearray(chunk) if i % 2 else chunk, 3) for i, chunk in enumerate(lines)]
+        assert log.append(events(2, prefix="client")) == [True, True]
+        assert all(f.result(timeout=10) is None for f in futures)
+        monkeypatch.setattr(os, "writev", real)
+    assert max(sizes) == 500 and len(sizes) > 10
+    [segment] = [path for _, path in list_segments(tmp_path)]
+    scan = framing.scan(segment)
+    assert not scan.torn and len(scan.frames) >= 1
+    assert Counter(ids_in_log(tmp_path)) == {e.event_id: 1 for i in range(20) for e in events(3, prefix=f"x{i}-")} | {
+        "client0": 1, "client1": 1}  # fmt: skip
+
+
+def test_a_frame_header_over_parts_is_the_header_of_their_join() -> None:
+    parts = [b"one\n", bytearray(b"two\n"), b"", b"three\n"]
+    joined = b"".join(parts)
+    assert framing.frame_header(parts) + joined == framing.frame(joined)
+    assert framing.frame_header([]) == framing.frame(b"")

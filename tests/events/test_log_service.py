@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from playnext.events import vectored
 from playnext.events.log import EventLog, LogUnavailable
 from playnext.events.log_service import MAX_MESSAGE, Fresh, LogService, RemoteLog, Submit
 from playnext.events.schema import encode_lines
@@ -68,6 +70,25 @@ def test_exposures_gathered_on_the_loop_travel_as_one_message(served: tuple[Even
     assert len(ids_in_log(log.directory)) == 11
 
 
+def test_many_answers_gathered_travel_whole_in_one_message(served: tuple[EventLog, LogService, Path]) -> None:
+    """More answers than one ``sendmsg`` takes buffers, and more bytes than the socket holds: sent as they are,
+    every line arrives once, in one round's message."""
+    log, _, path = served
+    remote = RemoteLog(path).open()
+    n = vectored.IOV_MAX + 300
+
+    async def answers() -> None:
+        futures = [remote.submit_fresh_encoded(encode_lines(events(2, prefix=f"a{i}-")), 2) for i in range(n)]
+        assert len({id(f) for f in futures}) == 1
+        await asyncio.wrap_future(futures[0])
+
+    try:
+        asyncio.run(answers())
+    finally:
+        remote.close()
+    assert sorted(ids_in_log(log.directory)) == sorted(f"a{i}-{j}" for i in range(n) for j in range(2))
+
+
 def test_lines_that_do_not_frame_are_refused_and_the_log_is_untouched(
     served: tuple[EventLog, LogService, Path],
 ) -> None:
@@ -75,22 +96,36 @@ def test_lines_that_do_not_frame_are_refused_and_the_log_is_untouched(
     remote = RemoteLog(path).open()
     try:
         two = encode_lines(events(2))
-        bad = [Submit(0, ["a", "b", "c"], two), Submit(0, ["a"], two), Fresh(0, two.rstrip(b"\n"), 2),
-               Fresh(0, two, 1)]  # fmt: skip
-        for message in bad:
+        torn = two.rstrip(b"\n")
+        bad = [(Submit(0, ["a", "b", "c"], two), []), (Submit(0, ["a"], two), []),
+               (Fresh(0, 2, len(torn)), [torn[:9], torn[9:]]), (Fresh(0, 1, len(two)), [two])]  # fmt: skip
+        for message, lines in bad:
             with pytest.raises(LogUnavailable, match="NDJSON lines"):
-                remote._request(message).result(timeout=10)
-        assert remote.healthy  # a refused message is not a broken connection
+                remote._request(message, lines=lines).result(timeout=10)
+        assert remote.healthy  # a refused message is not a broken connection, and the stream is still in step
         assert remote.submit(events(1, prefix="ok")).result(timeout=10) == [True]
     finally:
         remote.close()
     assert ids_in_log(log.directory) == ["ok0"]
 
 
+def _message(message: object, raw: bytes = b"") -> bytes:
+    body = msgspec.msgpack.encode(message)
+    return struct.pack(">I", len(body)) + body + raw
+
+
 @pytest.mark.parametrize(
     "garbage",
-    [b"\x00\x00\x00\x05hello", struct.pack(">I", MAX_MESSAGE + 1), b"\x00\x00\x00\x10short", b"\xff" * 64],
-    ids=["not-msgpack", "oversized", "torn", "noise"],
+    [
+        b"\x00\x00\x00\x05hello",
+        struct.pack(">I", MAX_MESSAGE + 1),
+        b"\x00\x00\x00\x10short",
+        b"\xff" * 64,
+        _message(Fresh(1, 1, MAX_MESSAGE + 1), b"{}\n"),
+        _message(Fresh(1, 1, -1)),
+        _message(Fresh(1, 1, 100), b'{"type":"exposure"}\n'),
+    ],
+    ids=["not-msgpack", "oversized", "torn", "noise", "oversized-lines", "negative-lines", "torn-lines"],
 )
 def test_a_peer_sending_garbage_is_dropped_and_others_go_on(
     served: tuple[EventLog, LogService, Path], garbage: bytes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,16 @@ MAX_FRAME_BYTES = 1 << 30
 
 
 def frame(payload: bytes) -> bytes:
-    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+    return frame_header([payload]) + payload
+
+
+def frame_header(parts: Sequence[bytes | bytearray]) -> bytes:
+    """The header of the frame whose payload is ``parts`` joined, without joining them: the log's writer writes a
+    round's chunks as they came (``events.vectored``)."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return HEADER.pack(MAGIC, sum(map(len, parts)), crc)
 
 
 @dataclass(frozen=True)

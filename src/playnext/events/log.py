@@ -40,6 +40,7 @@ from playnext.durable import fsync_dir
 from playnext.events import framing
 from playnext.events.dedup import SeenIds, digest, sidecar_path
 from playnext.events.schema import Event, encode_lines
+from playnext.events.vectored import write_all
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class _Rotate:
 @dataclass
 class _Fresh:
     records: list[msgspec.Struct]
-    encoded: list[bytes]
+    encoded: list[bytes | bytearray]
     count: int
 
 
@@ -184,7 +185,7 @@ class EventLog:
         self._opened_at = 0.0
         self._closed = True
         self._fresh: list[msgspec.Struct] = []
-        self._fresh_encoded: list[bytes] = []  # NDJSON handed in encoded (``submit_fresh_encoded``)
+        self._fresh_encoded: list[bytes | bytearray] = []  # NDJSON handed in encoded (``submit_fresh_encoded``)
         self._fresh_count = 0  # records in both
         self._fresh_future: Future[None] = Future()
         self._fresh_lock = threading.Lock()
@@ -269,12 +270,13 @@ class EventLog:
         once they are on disk."""
         return self._add_fresh(records, b"", len(records))
 
-    def submit_fresh_encoded(self, ndjson: bytes, count: int) -> Future[None]:
-        """``submit_fresh`` for ``count`` records already encoded as NDJSON (a serving worker's)."""
+    def submit_fresh_encoded(self, ndjson: bytes | bytearray, count: int) -> Future[None]:
+        """``submit_fresh`` for ``count`` records already encoded as NDJSON (a serving worker's; from the log's
+        service, the buffer its message was read into, which nothing writes to after)."""
         check_lines(ndjson, count)
         return self._add_fresh((), ndjson, count)
 
-    def _add_fresh(self, records: Sequence[msgspec.Struct], ndjson: bytes, count: int) -> Future[None]:
+    def _add_fresh(self, records: Sequence[msgspec.Struct], ndjson: bytes | bytearray, count: int) -> Future[None]:
         if (unavailable := self._unavailable()) is not None:
             future: Future[None] = Future()
             future.set_exception(unavailable)
@@ -432,8 +434,7 @@ class EventLog:
         try:
             verdicts, new, new_digests = self._dedup(group)
             if new or fresh.count:
-                payload = b"".join([*new, encode_lines(fresh.records), *fresh.encoded])
-                self._write_frame(framing.frame(payload))
+                self._write_frame([*new, encode_lines(fresh.records), *fresh.encoded])
                 assert self._seen is not None
                 self._seen.add(new_digests)
                 if self._size >= self.segment_max_bytes:
@@ -484,14 +485,12 @@ class EventLog:
                     new.append(encode_lines([e for e, keep in zip(p.events, v, strict=True) if keep]))
         return verdicts, new, new_digests
 
-    def _write_frame(self, data: bytes) -> None:
+    def _write_frame(self, payload: list[bytes | bytearray]) -> None:
+        """One frame whose payload is ``payload`` joined, written without joining it (``events.vectored``)."""
         assert self._fd is not None
-        before = self._size
+        fd, before = self._fd, self._size
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            written = write_all(lambda views: os.writev(fd, views), [framing.frame_header(payload), *payload])
             t0 = time.perf_counter()
             os.fdatasync(self._fd)
             self.stats.fsync_seconds += time.perf_counter() - t0
@@ -504,8 +503,8 @@ class EventLog:
             except OSError as again:
                 self._failed = again
             raise LogUnavailable(f"writing the event log failed: {exc}") from exc
-        self._size = before + len(data)
-        self.stats.bytes_written += len(data)
+        self._size = before + written
+        self.stats.bytes_written += written
 
     def _seal_and_start_next(self) -> None:
         """Seal the active segment: its dedup sidecar is written before a newer segment exists, so every sealed
@@ -538,7 +537,7 @@ class EventLog:
             item.future.set_exception(LogUnavailable(str(exc)))
 
 
-def check_lines(ndjson: bytes, count: int) -> None:
+def check_lines(ndjson: bytes | bytearray, count: int) -> None:
     """Lines encoded elsewhere must frame as ``count`` lines, or one bad line would merge into its neighbour and
     compaction would stop at the segment."""
     if count < 0 or ndjson.count(b"\n") != count or (count and not ndjson.endswith(b"\n")):

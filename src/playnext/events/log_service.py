@@ -16,7 +16,11 @@ Why it looks like this:
   worker whose connection drops (the supervisor died) says so and shuts down instead of holding the port.
 
 Messages are MessagePack, each behind its length (4 bytes, big-endian). Worker to writer: ``Submit``, ``Fresh``,
-``Rotate``, ``Stats``, each with a sequence number; the writer answers each with ``Done`` or ``Failed``.
+``Rotate``, ``Stats``, each with a sequence number; the writer answers each with ``Done`` or ``Failed``. A ``Fresh``
+is followed by its lines, raw: the worker sends the answers' chunks as they are, in one ``sendmsg``, and the writer
+reads them into the buffer it logs (``events.vectored``). Joined, MessagePack-encoded and framed into one buffer
+first, they cost a worker 8.3 µs per Daily Mix answer on the 100k world, against 4.0 µs sent as they are (a loop
+paced like a serving worker, 200 answers every 20 ms).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import msgspec
 
 from playnext.events.log import EventLog, LogStats, LogUnavailable, check_lines
 from playnext.events.schema import Event, encode_lines
+from playnext.events.vectored import write_all
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +60,12 @@ class Submit(msgspec.Struct, tag=True, array_like=True):
 
 
 class Fresh(msgspec.Struct, tag=True, array_like=True):
+    """``size`` bytes of NDJSON (``count`` lines) follow this message on the stream, raw: the worker sends its
+    gathered chunks as they are and the writer reads them into the one buffer it logs (``events.vectored``)."""
+
     seq: int
-    ndjson: bytes
     count: int
+    size: int
 
 
 class Rotate(msgspec.Struct, tag=True, array_like=True):
@@ -85,19 +93,25 @@ _ANSWERS = msgspec.msgpack.Decoder(Done | Failed)
 _ENCODER = msgspec.msgpack.Encoder()
 
 
-def _send(sock: socket.socket, lock: threading.Lock, message: msgspec.Struct) -> None:
+def _send(sock: socket.socket, lock: threading.Lock, message: msgspec.Struct, raw: Sequence[bytes] = ()) -> None:
+    """``message``, then ``raw`` (a ``Fresh``'s lines) as they are."""
     body = _ENCODER.encode(message)
     with lock:
-        sock.sendall(_HEADER.pack(len(body)) + body)
+        write_all(sock.sendmsg, [_HEADER.pack(len(body)), body, *raw])
 
 
-def _receive(sock: socket.socket) -> bytes | None:
+def _receive(sock: socket.socket) -> bytearray | None:
     """One message's body; None at a clean end of the stream."""
     header = _read_exactly(sock, _HEADER.size)
     if header is None:
         return None
     (size,) = _HEADER.unpack(header)
-    if size > MAX_MESSAGE:
+    return _read_body(sock, size)
+
+
+def _read_body(sock: socket.socket, size: int) -> bytearray:
+    """``size`` bytes that must follow on the stream (a message, a ``Fresh``'s lines)."""
+    if not 0 <= size <= MAX_MESSAGE:
         raise ValueError(f"a message of {size:,} bytes is over the {MAX_MESSAGE:,}-byte limit")
     body = _read_exactly(sock, size)
     if body is None:
@@ -105,7 +119,8 @@ def _receive(sock: socket.socket) -> bytes | None:
     return body
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+def _read_exactly(sock: socket.socket, size: int) -> bytearray | None:
+    """The buffer itself, not a copy: a ``Fresh``'s lines go on to the log as read."""
     buffer = bytearray(size)
     view, got = memoryview(buffer), 0
     while got < size:
@@ -115,7 +130,7 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
                 return None
             raise ConnectionError("the stream ended inside a message")
         got += n
-    return bytes(buffer)
+    return buffer
 
 
 class LogService:
@@ -193,12 +208,15 @@ class LogService:
         try:
             while (body := _receive(conn)) is not None:
                 message = _REQUESTS.decode(body)
+                # A Fresh's lines are read whatever becomes of it, or the stream would go on from inside them; a
+                # size over the limit drops the peer, like any message over it.
+                lines = _read_body(conn, message.size) if isinstance(message, Fresh) else bytearray()
                 try:
                     if isinstance(message, Submit):
                         future = self.event_log.submit_encoded(message.ids, message.ndjson)
                         future.add_done_callback(when_done(message.seq, True))
                     elif isinstance(message, Fresh):
-                        fresh = self.event_log.submit_fresh_encoded(message.ndjson, message.count)
+                        fresh = self.event_log.submit_fresh_encoded(lines, message.count)
                         fresh.add_done_callback(when_done(message.seq, False))
                     elif isinstance(message, Rotate):  # waits for the writer's round: not on this thread
                         threading.Thread(target=self._rotate, args=(message.seq, answer), daemon=True).start()
@@ -236,7 +254,8 @@ class RemoteLog:
         self._seq = 0
         # seq → (future, exposures it carries, the message's type): the type says what its answer resolves to
         self._waiting: dict[int, tuple[Future, int, type]] = {}  # type: ignore[type-arg]
-        self._fresh: list[bytes] = []
+        self._fresh: list[bytes] = []  # each answer's lines, sent as they are (``Fresh``)
+        self._fresh_size = 0
         self._fresh_count = 0
         self._fresh_future: Future[None] = Future()
         self._fresh_unacked = 0  # exposures gathered or sent, not yet on disk
@@ -321,6 +340,7 @@ class RemoteLog:
             return failed
         with self._state:
             self._fresh.append(ndjson)
+            self._fresh_size += len(ndjson)
             self._fresh_count += count
             self._fresh_unacked += count
             future = self._fresh_future
@@ -352,12 +372,13 @@ class RemoteLog:
             self._flush_scheduled = False
             if not self._fresh_count:
                 return
-            ndjson, count, future = b"".join(self._fresh), self._fresh_count, self._fresh_future
-            self._fresh, self._fresh_count, self._fresh_future = [], 0, Future()
-        self._request(Fresh(0, ndjson, count), future, count)
+            chunks, message, future = self._fresh, Fresh(0, self._fresh_count, self._fresh_size), self._fresh_future
+            self._fresh, self._fresh_size, self._fresh_count, self._fresh_future = [], 0, 0, Future()
+        self._request(message, future, message.count, chunks)
 
     def _request(self, message: Submit | Fresh | Rotate | Stats, future: Future | None = None,  # type: ignore[type-arg]
-                 exposures: int = 0) -> Future:  # type: ignore[type-arg]  # fmt: skip
+                 exposures: int = 0, lines: Sequence[bytes] = ()) -> Future:  # type: ignore[type-arg]  # fmt: skip
+        """``lines``: a ``Fresh``'s, ``message.size`` bytes in all."""
         future = future if future is not None else Future()
         if (unavailable := self._unavailable()) is not None:
             self._settle(future, exposures, unavailable)
@@ -368,7 +389,7 @@ class RemoteLog:
             self._waiting[message.seq] = (future, exposures, type(message))
         try:
             assert self._sock is not None
-            _send(self._sock, self._send_lock, message)
+            _send(self._sock, self._send_lock, message, lines)
         except OSError as exc:
             with self._state:
                 self._waiting.pop(message.seq, None)
