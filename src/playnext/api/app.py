@@ -28,7 +28,7 @@ from playnext.api import errors
 from playnext.api.front import FrontRoutes
 from playnext.api.keys import KeyStore
 from playnext.api.limits import RateLimiter, SizeLimits
-from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware
+from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware, flush_periodically
 from playnext.api.routes import dashboard, events, health, models, surfaces, users
 from playnext.config import Settings
 from playnext.events.compaction import compact
@@ -71,6 +71,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
         _one_thread_per_request()
         reloader = asyncio.create_task(reload_periodically(app.state.model, settings.models.reload_interval_s))
         sampler = asyncio.create_task(app.state.ingest_sampler.run())
+        flusher = asyncio.create_task(flush_periodically(app.state.metrics.tally))
         # Blend and search (tens of ms) run here, not in the loop's shared pool, where other short work (an online
         # store's calls, a listener's list computed on a miss) would queue behind them.
         # With several workers the threads are shared out: two workers with two threads each put four compute-heavy
@@ -81,10 +82,11 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
         try:
             yield
         finally:
-            for task in (reloader, sampler):
+            for task in (reloader, sampler, flusher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            app.state.metrics.tally.flush()
             if compactor is not None:
                 compactor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
