@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from playnext.api.observability import FLUSH_S
 from playnext.config import Settings
 from playnext.lake.query import connect
 from playnext.online.local import LocalStore
@@ -68,10 +69,13 @@ def test_two_workers_share_one_log_one_dedup_and_one_set_of_metrics(tmp_path: Pa
         assert sorted(a["accepted"] for a in answers) == [0] * 7 + [20]
         assert sum(a["duplicates"] for a in answers) == 7 * 20
 
-        text = httpx.get(f"{server.url}/metrics", timeout=30).text
-        assert _metric(text, r'playnext_surface_answers_total\{source="precomputed",surface="discover-weekly"\}') == (
-            len(request_ids)
-        )
+        # Each worker hands its tallied counts over every FLUSH_S: the other worker's reach a scrape by then.
+        answers = r'playnext_surface_answers_total\{source="precomputed",surface="discover-weekly"\}'
+        deadline = time.monotonic() + 20 * FLUSH_S
+        while _metric(text := httpx.get(f"{server.url}/metrics", timeout=30).text, answers) < len(request_ids):
+            assert time.monotonic() < deadline, "a worker's counts never reached the scrape"
+            time.sleep(FLUSH_S / 5)
+        assert _metric(text, answers) == len(request_ids)
         assert _metric(text, r'playnext_ingest_events_total\{outcome="accepted"\}') == 20
         assert _metric(text, r'playnext_ingest_events_total\{outcome="duplicate"\}') == 140
         assert _metric(text, r"playnext_log_healthy") == 1

@@ -4,14 +4,19 @@ native OpenTelemetry sees requests only when ``opentelemetry`` is on."""
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry import trace
+from prometheus_client import CollectorRegistry, Histogram
 
 from playnext.api.app import create_app
 from playnext.api.keys import KeyStore
+from playnext.api.observability import FLUSH_S, LATENCY_BUCKETS, Metrics, buffered
 from playnext.config import Settings
 
 
@@ -70,3 +75,91 @@ def test_fastapi_opentelemetry_sees_requests_only_when_switched_on(
         assert client.get("/v1/users/u1/discover-weekly").status_code == 401
     # a server span per request when on (FastAPI adds its own spans inside the routes it answers itself)
     assert provider.spans.count("GET") == (2 if on else 0) and bool(provider.spans) == on, provider.spans
+
+
+def _samples(registry: Any, name: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    samples = [s for m in registry.collect() if m.name == name for s in m.samples]
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in samples if not s.name.endswith("_created")}
+
+
+def test_tallied_series_reach_prometheus_exactly_as_direct_ones_would() -> None:
+    """A tallied observation lands in the bucket prometheus_client itself would put it in (a value on a bound
+    counts under that bound), with the same sum, once flushed; until then prometheus_client holds none of it."""
+    metrics = Metrics()
+    timed, answered = metrics.timed("/r", "GET", 200), metrics._answered("home", "precomputed")
+    assert buffered(timed) and buffered(answered)  # this prometheus_client has the bucket values the tally uses
+    direct = Histogram("playnext_http_request_duration_seconds", "x", ["route", "method", "status"],
+                       buckets=LATENCY_BUCKETS, registry=(reference := CollectorRegistry()))  # fmt: skip
+    values = [0.0, 0.0005, 0.00050001, 0.001, 0.0024999, 0.015, 10.0, 10.5, 3e3, *(i / 977 for i in range(200))]
+    for value in values:
+        timed.observe(value)
+        direct.labels("/r", "GET", "200").observe(value)
+    for _ in range(3):
+        metrics.answer("home", "precomputed")
+    answered.inc(2.5)
+    name = "playnext_http_request_duration_seconds"
+    assert _samples(metrics.registry, name)[("playnext_http_request_duration_seconds_count",
+                                             (("method", "GET"), ("route", "/r"), ("status", "200")))] == 0  # fmt: skip
+    metrics.tally.flush()
+    assert _samples(metrics.registry, name) == _samples(reference, name)
+    answers = _samples(metrics.registry, "playnext_surface_answers")
+    assert answers == {("playnext_surface_answers_total", (("source", "precomputed"), ("surface", "home"))): 5.5}
+    metrics.tally.flush()  # nothing new: nothing handed over twice
+    assert _samples(metrics.registry, name) == _samples(reference, name)
+
+
+def test_no_count_is_lost_between_threads_and_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "getswitchinterval", sys.getswitchinterval)
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can, mid-increment
+    try:
+        metrics, n, threads = Metrics(), 20_000, 4
+        stop = threading.Event()
+
+        def flushing() -> None:
+            while not stop.is_set():
+                metrics.tally.flush()
+
+        def counting(t: int) -> None:
+            timed, answered = metrics.timed("/r", "GET", 200), metrics._answered("home", "live")
+            for i in range(n):
+                timed.observe(0.001 * (i % 3))
+                answered.inc()
+
+        flusher = threading.Thread(target=flushing)
+        flusher.start()
+        workers = [threading.Thread(target=counting, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        stop.set()
+        flusher.join()
+    finally:
+        sys.setswitchinterval(0.005)
+    metrics.tally.flush()  # what the last increments left tallied
+    samples = _samples(metrics.counted, "playnext_http_request_duration_seconds")
+    labels = (("method", "GET"), ("route", "/r"), ("status", "200"))
+    assert samples[("playnext_http_request_duration_seconds_count", labels)] == n * threads
+    at_most_1ms = sum(1 for i in range(n) if i % 3 < 2) * threads  # 0 and 0.001 s; 0.002 s is over
+    assert samples[("playnext_http_request_duration_seconds_bucket", (("le", "0.001"), *labels))] == at_most_1ms
+    answers = _samples(metrics.counted, "playnext_surface_answers")
+    assert answers[("playnext_surface_answers_total", (("source", "live"), ("surface", "home")))] == n * threads
+
+
+def test_a_running_app_hands_its_counts_over_every_flush_and_at_its_stop(settings: Settings) -> None:
+    app = create_app(settings)
+    registry = app.state.metrics.registry  # read directly: ``family`` and a scrape would flush first
+
+    def count() -> float:
+        return sum(v for (name, _), v in _samples(registry, "playnext_http_request_duration_seconds").items()
+                   if name.endswith("_count"))  # fmt: skip
+
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.get("/healthz").status_code == 200
+        deadline = time.monotonic() + 10 * FLUSH_S
+        while count() < 3 and time.monotonic() < deadline:
+            time.sleep(FLUSH_S / 10)
+        assert count() == 3  # the periodic flush, with no scrape
+        assert client.get("/healthz").status_code == 200
+    assert count() == 4  # the stop's
