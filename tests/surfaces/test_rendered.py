@@ -84,3 +84,19 @@ def test_a_list_whose_text_holds_a_sentinel_is_not_rendered(version: ModelVersio
         return
     shown.meta = {**shown.meta, "note": planted}
     assert render("discover-weekly", "u0", version.id, [page_of(shown)], 30) is None
+
+
+@pytest.mark.parametrize("text", ["100% yours", "%(R)s", "%s%%%", "%(X)s %b %d", "%"])
+def test_text_holding_percent_signs_fills_to_the_same_bytes(version: ModelVersion, text: str) -> None:
+    """The templates double the lists' own ``%``: a name or reason that reads like a slot stays text, in the
+    answer and in the exposure lines, and values holding ``%`` go in as they are."""
+    picks = compute(version, "daily-mix", "u0", DAY)[0].items
+    named = SurfaceList("daily-mix", (picks * 3)[:4], False, version.id, {"name": text, "mix": 1, "note": text})
+    pages = [page_of(named), mix(version, 2, 2)]
+    rendered = render("daily-mix", f"u{text}", version.id, pages, 20)
+    assert rendered is not None
+    for request_id, variant in (("r%(R)s", "e:%s"), ("plain", None)):
+        filled = rendered.fill(request_id, variant, "precomputed", "x1", AT)
+        assert filled == built("daily-mix", f"u{text}", version.id, pages, 20, request_id, variant, "precomputed",
+                               "x1")  # fmt: skip
+        assert msgspec.json.decode(filled[0])["mixes"][0]["name"] == text
