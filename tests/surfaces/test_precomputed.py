@@ -145,6 +145,20 @@ def test_a_value_of_the_first_rendered_layout_is_answered_from_its_pages(version
         assert read.pages == pages and read.rendered is None
 
 
+def test_a_value_of_the_chunk_layout_is_answered_from_its_pages(version: ModelVersion) -> None:
+    """Values rendered before 2026-11-27's last session hold their rendering as byte chunks and slot numbers
+    (tag ``whole``), not as ``%`` templates: filled as templates, their chunks would lose the slots. They read as
+    not rendered, and the rendered length is answered from their packed pages until the next batch."""
+    for surface in PAGED:
+        pages = [page_of(shown) for shown in compute(version, surface, "u0", DAY)]
+        # tag, size, answer chunks and slots, line chunks and slots, count
+        whole = ["whole", 20, [b'{"request_id":', b"", b"}"], [0], [b'{"id":', b"", b"}\n"], [0], 1]
+        value = msgspec.msgpack.encode([version.id, precomputed.valid_for(surface, DAY), CONTROL.key(surface),
+                                        precomputed.pack_pages(pages), whole])  # fmt: skip
+        read = current_pages(value, version, surface, DAY, size=precomputed.RENDERED_SIZE[surface])
+        assert read.pages == pages and read.rendered is None
+
+
 def test_a_page_value_is_a_miss_for_home(version: ModelVersion, store: LocalStore) -> None:
     """Home reads picks only: a page value (never stored under Home, but a store is shared data) is a miss, not
     shelves misread."""

@@ -79,7 +79,7 @@ class _StoredPagesRead(msgspec.Struct, array_like=True, gc=False):
 
 class _StoredPagesUnrendered(msgspec.Struct, array_like=True, gc=False):
     """A value whose rendering does not read as a ``Rendered`` (one of the first shape, with slots for the lists'
-    items): answered from its pages, the same answer."""
+    items, or of the second, byte chunks and slot numbers): answered from its pages, the same answer."""
 
     model_version: str
     valid_for: str
