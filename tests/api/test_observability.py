@@ -4,6 +4,7 @@ native OpenTelemetry sees requests only when ``opentelemetry`` is on."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 import time
@@ -14,9 +15,10 @@ from fastapi.testclient import TestClient
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Histogram
 
+from playnext.api import observability
 from playnext.api.app import create_app
 from playnext.api.keys import KeyStore
-from playnext.api.observability import FLUSH_S, LATENCY_BUCKETS, Metrics, buffered
+from playnext.api.observability import FLUSH_S, LATENCY_BUCKETS, Metrics, Tally, buffered, flush_periodically
 from playnext.config import Settings
 
 
@@ -163,3 +165,27 @@ def test_a_running_app_hands_its_counts_over_every_flush_and_at_its_stop(setting
         assert count() == 3  # the periodic flush, with no scrape
         assert client.get("/healthz").status_code == 200
     assert count() == 4  # the stop's
+
+
+def test_a_failing_flush_is_logged_and_the_next_one_still_runs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(observability, "FLUSH_S", 0.01)
+    tally, calls = Tally(), []
+
+    def flush() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("the metrics file is gone")
+
+    monkeypatch.setattr(tally, "flush", flush)
+
+    async def run() -> None:
+        task = asyncio.create_task(flush_periodically(tally))
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        task.cancel()
+
+    asyncio.run(run())
+    assert len(calls) >= 3
+    assert "handing the tallied request metrics to prometheus_client failed" in caplog.text

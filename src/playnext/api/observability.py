@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from playnext.ids import unique_id
 
+log = logging.getLogger(__name__)
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Surfaces aim at 15 ms at the 99th percentile: buckets are dense around it.
@@ -154,10 +155,15 @@ class _Counted:
 
 
 async def flush_periodically(tally: Tally) -> None:
-    """Every ``FLUSH_S`` on the event loop (a thread of its own would wake into the busy loop's GIL)."""
+    """Every ``FLUSH_S`` on the event loop (a thread of its own would wake into the busy loop's GIL). A flush that
+    fails is logged and tried again: what it took stays counted nowhere, so that a broken metrics file never takes
+    the server, or the next flush, down with it."""
     while True:
         await asyncio.sleep(FLUSH_S)
-        tally.flush()
+        try:
+            tally.flush()
+        except Exception:
+            log.exception("handing the tallied request metrics to prometheus_client failed")
 
 
 class Metrics:

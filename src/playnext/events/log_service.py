@@ -20,7 +20,7 @@ Messages are MessagePack, each behind its length (4 bytes, big-endian). Worker t
 is followed by its lines, raw: the worker sends the answers' chunks as they are, in one ``sendmsg``, and the writer
 reads them into the buffer it logs (``events.vectored``). Joined, MessagePack-encoded and framed into one buffer
 first, they cost a worker 8.3 µs per Daily Mix answer on the 100k world, against 4.0 µs sent as they are (a loop
-paced like a serving worker, 200 answers every 20 ms).
+paced like a serving worker, 200 answers every 20 ms; 0.6 µs of each is the loop's own).
 """
 
 from __future__ import annotations
