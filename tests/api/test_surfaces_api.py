@@ -296,8 +296,13 @@ def test_the_default_length_is_answered_from_the_rendered_answer_and_equals_the_
                                           [page_of(shown) for shown in lists], first_shape])  # fmt: skip
         assert answers(surface, path, earlier) == from_pages
         # the rendered answer is what a default request gets: a marked copy shows through, other lengths do not
-        marked = msgspec.structs.replace(stored.rendered, answer=[chunk.replace(b'"source":', b'"marked":1,"source":')
-                                                                  for chunk in stored.rendered.answer])  # fmt: skip
+        # stored before renderings were templates: byte chunks and slot numbers, beside packed pages
+        whole = ["whole", 20, [b'{"request_id":', b"", b"}"], [0], [b'{"id":', b"", b"}\n"], [0], 1]
+        chunked = msgspec.msgpack.encode([stored.model_version, stored.valid_for, stored.params, stored.pages, whole])
+        assert answers(surface, path, chunked) == from_pages
+        marked = msgspec.structs.replace(
+            stored.rendered, answer=stored.rendered.answer.replace(b'"source":', b'"marked":1,"source":')
+        )
         value = msgspec.msgpack.encode(msgspec.structs.replace(stored, rendered=marked))
         assert answers(surface, path, value)["marked"] == 1
         assert "marked" not in answers(surface, path + ("?n=29" if surface == "discover-weekly" else "?size=19"), value)
