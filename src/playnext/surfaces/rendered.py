@@ -13,7 +13,7 @@ joined the chunks: decoding a Daily Mix value made 92 byte strings, and filling 
 Measured in a loop over 200 listeners of the 100k world (best of five), decoding went from 1.64 to 0.38 µs and
 filling from 1.85 to 1.55 µs. Values of that shape read as not rendered, like the first's.
 
-The chunks hold the lists' items themselves. The first rendering (until pages were packed) held slots for
+The templates hold the lists' items themselves. The first rendering (until pages were packed) held slots for
 them too, filled with slices of the pages stored beside it so that nothing was stored twice; but every request
 then decoded every page and made three slices per list: for Daily Mix 16 µs of the route's 70 µs, against 9 µs
 now (``bench/precomputed.py``, README). Now a request for the default length decodes no page
