@@ -255,7 +255,6 @@ class RemoteLog:
         # seq → (future, exposures it carries, the message's type): the type says what its answer resolves to
         self._waiting: dict[int, tuple[Future, int, type]] = {}  # type: ignore[type-arg]
         self._fresh: list[bytes] = []  # each answer's lines, sent as they are (``Fresh``)
-        self._fresh_size = 0
         self._fresh_count = 0
         self._fresh_future: Future[None] = Future()
         self._fresh_unacked = 0  # exposures gathered or sent, not yet on disk
@@ -340,7 +339,6 @@ class RemoteLog:
             return failed
         with self._state:
             self._fresh.append(ndjson)
-            self._fresh_size += len(ndjson)
             self._fresh_count += count
             self._fresh_unacked += count
             future = self._fresh_future
@@ -372,9 +370,9 @@ class RemoteLog:
             self._flush_scheduled = False
             if not self._fresh_count:
                 return
-            chunks, message, future = self._fresh, Fresh(0, self._fresh_count, self._fresh_size), self._fresh_future
-            self._fresh, self._fresh_size, self._fresh_count, self._fresh_future = [], 0, 0, Future()
-        self._request(message, future, message.count, chunks)
+            chunks, count, future = self._fresh, self._fresh_count, self._fresh_future
+            self._fresh, self._fresh_count, self._fresh_future = [], 0, Future()
+        self._request(Fresh(0, count, sum(map(len, chunks))), future, count, chunks)
 
     def _request(self, message: Submit | Fresh | Rotate | Stats, future: Future | None = None,  # type: ignore[type-arg]
                  exposures: int = 0, lines: Sequence[bytes] = ()) -> Future:  # type: ignore[type-arg]  # fmt: skip

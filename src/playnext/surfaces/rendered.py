@@ -88,25 +88,20 @@ def render(surface: str, user: str, model_version: str | None, lists: list[Page]
     # filled wrongly later. Per list, the answer has a request id, variant and source (Daily Mix once more for the
     # whole answer) and each exposure line (one per list with items) those and a time, but no source.
     expected_answer = 3 * len(lists) + (3 if surface == "daily-mix" else 0)
-    try:
-        answer_template, answer_slots = _template(answer)
-        lines_template, line_slots = _template(lines)
-    except KeyError:
-        return None
-    if answer_slots != expected_answer or line_slots != 4 * len(exposures):
+    answer_template, lines_template = _template(answer, expected_answer), _template(lines, 4 * len(exposures))
+    if answer_template is None or lines_template is None:
         return None
     return Rendered(size, answer_template, lines_template, len(exposures))
 
 
-def _template(text: bytes) -> tuple[bytes, int]:
-    """``text`` as a ``%`` template (its own ``%`` doubled, each planted sentinel a named slot), and its slots."""
+def _template(text: bytes, slots: int) -> bytes | None:
+    """``text`` as a ``%`` template (its own ``%`` doubled, each planted sentinel a named slot); None unless it
+    holds exactly ``slots`` sentinels, all of codes that were planted."""
     parts = _SLOT.split(text)  # text, whole code, inner code, text, ...
-    out, slots = [], 0
-    for at in range(0, len(parts) - 1, 3):
-        code = (parts[at + 1] or parts[at + 2]).decode()
-        if code not in _FIXED:
-            raise KeyError(code)  # a code no one planted
-        out += (parts[at].replace(b"%", b"%%"), b"%(" + code.encode() + b")s")
-        slots += 1
-    out.append(parts[-1].replace(b"%", b"%%"))
-    return b"".join(out), slots
+    codes = [(whole or inner).decode() for whole, inner in zip(parts[1::3], parts[2::3], strict=True)]
+    if len(codes) != slots or not _FIXED.issuperset(codes):
+        return None
+    out = [parts[0].replace(b"%", b"%%")]
+    for code, between in zip(codes, parts[3::3], strict=True):
+        out += (b"%(" + code.encode() + b")s", between.replace(b"%", b"%%"))
+    return b"".join(out)
