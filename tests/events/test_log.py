@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from playnext.events import framing
-from playnext.events.log import EventLog, LogLocked, LogUnavailable, list_segments, sealed_segments
+from playnext.events.log import EventLog, LogLocked, LogUnavailable, check_lines, list_segments, sealed_segments
 from playnext.events.schema import encode_lines
 from tests.events.helpers import events, ids_in_log
 
@@ -316,3 +316,26 @@ def test_a_frame_header_over_parts_is_the_header_of_their_join() -> None:
     joined = b"".join(parts)
     assert framing.frame_header(parts) + joined == framing.frame(joined)
     assert framing.frame_header([]) == framing.frame(b"")
+
+
+@pytest.mark.parametrize("lines", [0, 1, 6, 16, 17, 400])
+@pytest.mark.parametrize("width", [1, 60, 600])
+def test_lines_are_checked_exactly_whichever_way_they_are_counted(lines: int, width: int) -> None:
+    """``check_lines`` finds few lines one by one, counts many big ones with NumPy and the rest with ``bytes.count``:
+    each way must accept exactly ``count`` newline-ended lines and refuse one more, one fewer, a stray newline
+    anywhere and a missing last one, in a ``bytes`` or the ``bytearray`` a log's writer reads into."""
+    good = b"".join(b'{"n":"%s"}\n' % (b"x" * width) for _ in range(lines))
+    for data in (good, bytearray(good)):
+        check_lines(data, lines)
+        for wrong in (lines + 1, lines - 1):
+            if wrong >= 0:
+                with pytest.raises(ValueError, match="NDJSON lines"):
+                    check_lines(data, wrong)
+    if lines:
+        for at in (0, len(good) // 2, len(good) - 2):  # a stray newline at the start, in the middle, near the end
+            with pytest.raises(ValueError, match="NDJSON lines"):
+                check_lines(good[:at] + b"\n" + good[at:], lines)
+        with pytest.raises(ValueError, match="NDJSON lines"):
+            check_lines(good[:-1] + b"}", lines)  # the last line not ended
+        with pytest.raises(ValueError, match="NDJSON lines"):
+            check_lines(good[:-1] + b"\n\n", lines)
