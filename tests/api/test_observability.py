@@ -72,7 +72,9 @@ def test_fastapi_opentelemetry_sees_requests_only_when_switched_on(
 ) -> None:
     provider = _Recording()
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
-    with TestClient(create_app(settings.model_copy(update={"opentelemetry": on}))) as client:
+    app = create_app(settings.model_copy(update={"opentelemetry": on}))
+    assert app.direct_http is not on  # type: ignore[attr-defined]  # off: requests skip FastAPI's __call__
+    with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/v1/users/u1/discover-weekly").status_code == 401
     # a server span per request when on (FastAPI adds its own spans inside the routes it answers itself)

@@ -21,7 +21,7 @@ from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import playnext
 from playnext.api import errors
@@ -106,6 +106,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
         lifespan=lifespan,
         telemetry={"tracing": otel, "metrics": otel, "logs": otel},
     )
+    app.direct_http = not otel and not app.root_path
     app.state = AppState()
     app.state.settings = settings
     app.state.keys = KeyStore(settings.keys_file, recheck_s=settings.keys_recheck_s)
@@ -158,6 +159,18 @@ class PlaynextApp(FastAPI):
     FastAPI's own stack for whatever the front router does not answer."""
 
     front: list[Route]
+    direct_http = False  # set when FastAPI's native OpenTelemetry is off (``create_app``)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Without OpenTelemetry (the default), an HTTP request goes straight to the middleware once it is built.
+        FastAPI's and Starlette's ``__call__`` would only look, per request, for a root path playnext never sets
+        and for a telemetry provider that is not used: in one process, 0.3-0.6 µs of a request (``app-hello``:
+        6.95 → 6.33 µs, medians of five alternated passes)."""
+        if scope["type"] == "http" and self.direct_http and (stack := self.middleware_stack) is not None:
+            scope["app"] = self
+            await stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = FrontRoutes(super().build_middleware_stack(), self.front)

@@ -30,6 +30,7 @@ from playnext.api.errors import error_for
 
 _PARAM = re.compile(r"\{(\w+)\}")
 _Found = tuple[int, Route, tuple[tuple[str, int], ...]]  # (the route's place in the list, it, its parameters)
+_NO_SHAPES: dict[tuple[int, ...], tuple[itemgetter, dict[Any, _Found]]] = {}  # type: ignore[type-arg]
 
 
 class FrontRoutes:
@@ -55,12 +56,17 @@ class FrontRoutes:
     def match(self, scope: Scope) -> tuple[Route, dict[str, str]] | None:
         """The route a request's path names (the first listed, if several do) and its path parameters; None if
         none does. The method is not looked at."""
-        parts = get_route_path(scope).split("/")  # without the root path, as Starlette's own routes match
+        # without the root path, as Starlette's own routes match
+        parts = (get_route_path(scope) if scope.get("root_path") else scope["path"]).split("/")
         best: _Found | None = None
-        for pick, table in self._shapes.get(len(parts), {}).values():
+        for pick, table in self._shapes.get(len(parts), _NO_SHAPES).values():
             found = table.get(pick(parts))
-            if found is not None and (best is None or found[0] < best[0]) and all(parts[i] for _, i in found[2]):
-                best = found
+            if found is not None and (best is None or found[0] < best[0]):
+                for _, i in found[2]:  # a loop, not ``all()`` over a generator: half the time, on every request
+                    if not parts[i]:
+                        break
+                else:
+                    best = found
         if best is None:
             return None
         return best[1], {name: parts[i] for name, i in best[2]}

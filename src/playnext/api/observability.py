@@ -285,8 +285,8 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = (first_header(scope, b"x-request-id") or b"").decode("latin-1")
-        rid = given if _SANE_ID.match(given) else unique_id()
+        given = first_header(scope, b"x-request-id")  # most requests send none: nothing to decode or match
+        rid = text if given is not None and _SANE_ID.match(text := given.decode("latin-1")) else unique_id()
         token = request_id.set(rid)
         status = 500
         started = time.perf_counter()
