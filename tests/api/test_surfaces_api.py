@@ -259,6 +259,37 @@ def test_batch_surfaces_are_served_from_the_store_and_misses_are_computed_once(c
     assert state.store.get_list("home", "newcomer") is None  # arbitrary ids never fill the store
 
 
+def test_a_current_stored_list_is_read_in_place_and_anything_else_goes_the_long_way(
+    client: TestClient, auth: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stored_in_place`` answers nearly every precomputed request without awaiting anything or asking whether
+    the listener is in the model; whatever it cannot answer (no list, one of another week, a store across the
+    network) it leaves to ``lists_for``, which reads again."""
+    import datetime as dt
+    import functools
+    from types import SimpleNamespace
+
+    from playnext.api.lists import stored_in_place
+    from playnext.surfaces.discover_weekly import LENGTH
+    from playnext.surfaces.precomputed import current_pages, precompute
+
+    state, day = client.app.state, dt.datetime.now(dt.UTC).date()
+    version, request = state.model.version, SimpleNamespace(app=client.app)
+    read = functools.partial(current_pages, size=LENGTH)
+    precompute(version, state.store, ["discover-weekly"], day, users=[8])
+    found = stored_in_place(request, version, "discover-weekly", "u8", day, read)  # type: ignore[arg-type]
+    assert found is not None and found.rendered is not None and found.pages is None
+    assert stored_in_place(request, version, "discover-weekly", "u8", day + dt.timedelta(days=7),
+                           read) is None  # type: ignore[arg-type]  # fmt: skip
+    assert stored_in_place(request, version, "discover-weekly", "u9", day, read) is None  # type: ignore[arg-type]
+    in_place = client.get("/v1/users/u8/discover-weekly", headers=auth).json()
+    monkeypatch.setattr(state.store, "in_place", False)  # as a store across the network reads
+    assert stored_in_place(request, version, "discover-weekly", "u8", day, read) is None  # type: ignore[arg-type]
+    the_long_way = client.get("/v1/users/u8/discover-weekly", headers=auth).json()
+    assert in_place["source"] == the_long_way["source"] == "precomputed"
+    assert in_place["items"] == the_long_way["items"] and len(in_place["items"]) == LENGTH
+
+
 def test_the_default_length_is_answered_from_the_rendered_answer_and_equals_the_answer_from_pages(
     client: TestClient, auth: dict
 ) -> None:

@@ -55,6 +55,26 @@ def _finished(pending: dict, key: tuple[str, ...], task: asyncio.Future) -> None
         log.error("computing %s for %s failed", key[1], key[2], exc_info=task.exception())
 
 
+def stored_in_place(request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
+                    read: Read[Shown], treatment: Treatment = CONTROL) -> Shown | None:  # fmt: skip
+    """The listener's current stored lists, when the store answers in place (``OnlineStore.in_place``); None if it
+    does not, has none or none current, or fails: then ``lists_for`` reads again and handles the miss.
+
+    This is nearly every precomputed answer, and it needs none of what ``lists_for`` has for a miss, nor the check
+    that the listener is in the model (a current value was made from this version for them, and a forget erases
+    it): in one process, a Daily Mix request took 22.0-23.3 µs this way, against 23.4-24.5 through ``lists_for``
+    after the listener check (the app called over ASGI in a loop, two runs of four passes each). The cost:
+    a listener the model does not know reads the store once before being answered from popular items (Daily Mix:
+    about 900 µs either way), and a list that is not current is read twice."""
+    store: OnlineStore = request.app.state.store
+    if not store.in_place:
+        return None
+    try:
+        return read(store.get_list(surface, user_id), version, surface, day, treatment)
+    except (LookupError, StoreUnavailable):
+        return None
+
+
 async def lists_for(
     request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
     fallback: Callable[[], Shown], read: Read[Shown], treatment: Treatment = CONTROL,

@@ -104,6 +104,8 @@ def _decode_recent(user_id: str, n: int, blob: bytes) -> Recent:
 
 
 class LocalStore(OnlineStore):
+    in_place = True
+
     def __init__(self, path: Path, *, keep: int = 100) -> None:
         self.path = Path(path)
         self.keep = keep

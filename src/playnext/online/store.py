@@ -54,6 +54,10 @@ class ListWriter(Protocol):
 
 
 class OnlineStore(ABC):
+    # True for a store that answers ``get_list`` in this process, in microseconds (``LocalStore``): a request may
+    # then read its precomputed lists on the event loop without awaiting (``api.lists.stored_in_place``).
+    in_place = False
+
     @abstractmethod
     def put_lists(self, surface: str, lists: Iterable[tuple[str, bytes]], skip: SkipListeners | None = None) -> int:
         """Store each listener's encoded list for ``surface``, replacing what was there; returns how many were

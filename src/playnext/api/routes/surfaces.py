@@ -31,7 +31,7 @@ from starlette.responses import Response
 
 from playnext.api.errors import ApiError
 from playnext.api.lean import JsonAnswer, LeanGet, Param, openapi_paths
-from playnext.api.lists import lists_for
+from playnext.api.lists import lists_for, stored_in_place
 from playnext.api.observability import request_id
 from playnext.events.exposures import Exposure
 from playnext.events.log import LogUnavailable
@@ -273,9 +273,11 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
         shown.fallback = True
         return Paged([page_of(shown)])
 
-    if _known(version, user):
-        paged, source = await lists_for(request, version, "discover-weekly", user, day, fallback,
-                                        functools.partial(current_pages, size=n), treatment)  # fmt: skip
+    read = functools.partial(current_pages, size=n)
+    if (stored := stored_in_place(request, version, "discover-weekly", user, day, read, treatment)) is not None:
+        paged, source = stored, "precomputed"
+    elif _known(version, user):
+        paged, source = await lists_for(request, version, "discover-weekly", user, day, fallback, read, treatment)
     else:
         paged, source = fallback(), "live"
     return await _listener_answer(request, "discover-weekly", user, version.id, paged, n, source, treatment)
@@ -290,9 +292,11 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
     def popular() -> Paged:
         return Paged([page_of(popular_mix(version, user, day, country=where))])
 
-    if _known(version, user):
-        paged, source = await lists_for(request, version, "daily-mix", user, day, popular,
-                                        functools.partial(current_pages, size=size), treatment)  # fmt: skip
+    read = functools.partial(current_pages, size=size)
+    if (stored := stored_in_place(request, version, "daily-mix", user, day, read, treatment)) is not None:
+        paged, source = stored, "precomputed"
+    elif _known(version, user):
+        paged, source = await lists_for(request, version, "daily-mix", user, day, popular, read, treatment)
     else:
         paged, source = popular(), "live"
     if paged.pages is not None and not paged.pages:  # a stored value without mixes (which is never rendered)
@@ -316,7 +320,9 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
         found = shelves(version, user, size=HOME_SIZE, country=where, candidates=popular_order(version, where))
         return [shelf_as_list(shelf, version.id) for shelf in found.values()]
 
-    if _known(version, user):
+    if (found := stored_in_place(request, version, "home", user, day, current, treatment)) is not None:
+        stored, source = found, "precomputed"
+    elif _known(version, user):
         stored, source = await lists_for(request, version, "home", user, day, popular_shelves, current, treatment)
     else:
         stored, source = popular_shelves(), "live"
