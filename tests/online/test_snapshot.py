@@ -224,3 +224,38 @@ def test_erasing_at_the_edges_of_the_index_buckets_leaves_every_other_listener_f
             assert snapshot.get(user) == (None if user in edges else value), user
         assert sorted(snapshot._hashes) == list(snapshot._hashes)
         snapshot.close()
+
+
+def test_a_value_is_decoded_in_place_and_never_returned_once_erased_while_it_was_read(tmp_path: Path) -> None:
+    """``read`` hands the decoder a view of the mapped value, not a copy, then looks at the record's ``live`` byte
+    again: an erase (another process's forget) that overwrote the value while it was decoded must not leave what
+    the decoder made of it to be answered."""
+    _publish(tmp_path, "dw", [("alice", b"alice's lists"), ("bob", b"bob's lists")])
+    reader = Snapshots(tmp_path, recheck_s=3600)
+    seen: list[object] = []
+
+    def decode(value: memoryview) -> bytes:
+        seen.append(type(value))
+        return bytes(value).upper()
+
+    assert reader.read("dw", "alice", decode) == b"ALICE'S LISTS" and seen == [memoryview]
+    assert reader.read("dw", "carol", decode) is None and len(seen) == 1  # no record: nothing decoded
+
+    def erased_meanwhile(value: memoryview) -> bytes:
+        copied = bytes(value)
+        assert erase_everywhere(tmp_path, "alice") == 1  # the forget lands mid-read, in the pages the reader maps
+        return copied
+
+    assert reader.read("dw", "alice", erased_meanwhile) is None
+    assert reader.read("dw", "bob", bytes) == reader.get("dw", "bob") == b"bob's lists"
+
+
+def test_a_record_whose_length_runs_past_the_records_is_not_read(tmp_path: Path) -> None:
+    """A damaged value length must not hand out the index's bytes as the value."""
+    _publish(tmp_path, "dw", [("a", b"aaaa")])
+    path = path_of(tmp_path, "dw")
+    data = bytearray(path.read_bytes())
+    assert Snapshots(tmp_path).get("dw", "a") == b"aaaa"
+    data[36:40] = (4 + 6).to_bytes(4, "little")  # the record's value length, past the records into the index
+    path.write_bytes(bytes(data))
+    assert Snapshot(path).get("a") is None

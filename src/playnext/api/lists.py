@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from playnext.experiments.treatment import CONTROL, Treatment
 from playnext.models.registry import ModelVersion
-from playnext.online.store import OnlineStore, StoreUnavailable
+from playnext.online.store import Found, OnlineStore, StoreUnavailable
 from playnext.privacy.tombstones import Tombstones
 from playnext.surfaces import precomputed
 from playnext.surfaces.common import SurfaceList
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 Source = Literal["precomputed", "computed", "fallback"]
 # What a stored value reads as: Home's lists, or the others' pages
 Shown = TypeVar("Shown", list[SurfaceList], precomputed.Paged)
-Read = Callable[[bytes | None, ModelVersion, str, dt.date, Treatment], Shown]
+Read = Callable[[Found, ModelVersion, str, dt.date, Treatment], Shown]
 
 
 def _compute_and_store(store: OnlineStore, version: ModelVersion, surface: str, user_id: str, day: dt.date,
@@ -70,7 +70,7 @@ def stored_in_place(request: Request, version: ModelVersion, surface: str, user_
     if not store.in_place:
         return None
     try:
-        return read(store.get_list(surface, user_id), version, surface, day, treatment)
+        return store.get_list_as(surface, user_id, lambda blob: read(blob, version, surface, day, treatment))
     except (LookupError, StoreUnavailable):
         return None
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby, islice
 from operator import itemgetter
 from pathlib import Path
@@ -26,7 +26,16 @@ from pathlib import Path
 import msgspec
 
 from playnext.online.snapshot import SnapshotError, Snapshots, SnapshotWriter, erase_everywhere
-from playnext.online.store import ListWriter, OnlineStore, Play, SelectPlays, SkipListeners, StoreUnavailable
+from playnext.online.store import (
+    Decoded,
+    Found,
+    ListWriter,
+    OnlineStore,
+    Play,
+    SelectPlays,
+    SkipListeners,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +221,10 @@ class LocalStore(OnlineStore):
     def get_list(self, surface: str, user_id: str) -> bytes | None:
         found = self.snapshots.get(surface, user_id)
         return found if found is not None else self._written(surface, user_id)
+
+    def get_list_as(self, surface: str, user_id: str, decode: Callable[[Found], Decoded]) -> Decoded:
+        found = self.snapshots.read(surface, user_id, decode)
+        return found if found is not None else decode(self._written(surface, user_id))
 
     async def read_written_list(self, surface: str, user_id: str) -> bytes | None:
         return self._written(surface, user_id)

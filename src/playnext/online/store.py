@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -53,6 +53,10 @@ class ListWriter(Protocol):
         ...
 
 
+Decoded = TypeVar("Decoded")
+Found = bytes | memoryview | None  # a listener's stored lists as ``get_list_as`` hands them over
+
+
 class OnlineStore(ABC):
     # True for a store that answers ``get_list`` in this process, in microseconds (``LocalStore``): a request may
     # then read its precomputed lists on the event loop without awaiting (``api.lists.stored_in_place``).
@@ -68,6 +72,12 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def get_list(self, surface: str, user_id: str) -> bytes | None: ...
+
+    def get_list_as(self, surface: str, user_id: str, decode: Callable[[Found], Decoded]) -> Decoded:
+        """``decode`` of ``get_list``'s value (None when there is none), which must not itself return None. A store
+        that maps its lists hands ``decode`` a view of them, not a copy (``LocalStore``): ``decode`` copies what
+        it keeps."""
+        return decode(self.get_list(surface, user_id))
 
     async def read_list(self, surface: str, user_id: str) -> bytes | None:
         """``get_list`` for a request on the event loop. An in-process store answers in microseconds, in place; a

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from playnext.experiments.treatment import CONTROL, Treatment, Treatments
 from playnext.models.registry import ModelVersion
-from playnext.online.store import ListWriter, OnlineStore, PutLists, SkipListeners
+from playnext.online.store import Found, ListWriter, OnlineStore, PutLists, SkipListeners
 from playnext.privacy.tombstones import Tombstones, placeholders
 from playnext.surfaces import daily_mix, discover_weekly, home
 from playnext.surfaces.common import SurfaceList
@@ -120,7 +120,7 @@ def encode(version: ModelVersion, surface: str, day: dt.date, lists: list[Surfac
     return _encoder.encode(Stored(version.id, valid_for(surface, day), lists, treatment.key(surface)))
 
 
-def current(blob: bytes | None, version: ModelVersion, surface: str, day: dt.date,
+def current(blob: Found, version: ModelVersion, surface: str, day: dt.date,
             treatment: Treatment = CONTROL) -> list[SurfaceList]:  # fmt: skip
     """The lists a stored value holds when they are current (this version, this week, the listener's experiment
     parameters). An empty list is a valid answer, so a missing, stale or unreadable value raises ``LookupError``."""
@@ -130,7 +130,7 @@ def current(blob: bytes | None, version: ModelVersion, surface: str, day: dt.dat
         raise LookupError(surface) from None  # not a value of this kind: recompute, the batch will overwrite
 
 
-def current_pages(blob: bytes | None, version: ModelVersion, surface: str, day: dt.date,
+def current_pages(blob: Found, version: ModelVersion, surface: str, day: dt.date,
                   treatment: Treatment = CONTROL, size: int | None = None) -> Paged:  # fmt: skip
     """``current`` for a ``PAGED`` surface's value: its rendered answer when it is for ``size`` items a list (the
     pages are then not decoded), else its pages.
@@ -193,7 +193,7 @@ _LZ4 = pa.Codec("lz4")
 _LZ4_MAX_RATIO = 256  # LZ4 expands a block at most about 255 times
 
 
-def _present(blob: bytes | None, surface: str) -> bytes:
+def _present(blob: Found, surface: str) -> bytes | memoryview:
     if blob is None:
         raise LookupError(surface)
     return blob
