@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from playnext.api.auth import require_scope
 from playnext.api.errors import ApiError
@@ -80,6 +81,11 @@ class JsonAnswer(Response):
     def __init__(self, body: bytes) -> None:
         self.status_code, self.background, self.body = 200, None, body
         self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Starlette's, less what an HTTP answer with no background task never needs (a websocket prefix)."""
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 @dataclass
