@@ -276,13 +276,16 @@ def test_a_current_stored_list_is_read_in_place_and_anything_else_goes_the_long_
     state, day = client.app.state, dt.datetime.now(dt.UTC).date()
     version, request = state.model.version, SimpleNamespace(app=client.app)
     read = functools.partial(current_pages, size=LENGTH)
-    precompute(version, state.store, ["discover-weekly"], day, users=[8])
+    precompute(version, state.store, ["discover-weekly"], day)  # every listener: a snapshot, read as a view
+    assert state.store.snapshots.get("discover-weekly", "u8") is not None
     found = stored_in_place(request, version, "discover-weekly", "u8", day, read)  # type: ignore[arg-type]
     assert found is not None and found.rendered is not None and found.pages is None
     assert stored_in_place(request, version, "discover-weekly", "u8", day + dt.timedelta(days=7),
                            read) is None  # type: ignore[arg-type]  # fmt: skip
-    assert stored_in_place(request, version, "discover-weekly", "u9", day, read) is None  # type: ignore[arg-type]
+    assert stored_in_place(request, version, "discover-weekly", "nobody", day, read) is None  # type: ignore[arg-type]
     in_place = client.get("/v1/users/u8/discover-weekly", headers=auth).json()
+    shorter = client.get("/v1/users/u8/discover-weekly?n=10", headers=auth).json()  # its pages, decoded in place
+    assert shorter["source"] == "precomputed" and shorter["items"] == in_place["items"][:10]
     monkeypatch.setattr(state.store, "in_place", False)  # as a store across the network reads
     assert stored_in_place(request, version, "discover-weekly", "u8", day, read) is None  # type: ignore[arg-type]
     the_long_way = client.get("/v1/users/u8/discover-weekly", headers=auth).json()
