@@ -106,7 +106,7 @@ def create_app(settings: Settings, event_log: AnyLog | None = None, *,
         lifespan=lifespan,
         telemetry={"tracing": otel, "metrics": otel, "logs": otel},
     )
-    app.direct_http = not otel and not app.root_path
+    app.direct_http = not otel
     app.state = AppState()
     app.state.settings = settings
     app.state.keys = KeyStore(settings.keys_file, recheck_s=settings.keys_recheck_s)

@@ -10,6 +10,7 @@ one computation. A failing online store is a miss too, never an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from playnext.surfaces.common import SurfaceList
 
 log = logging.getLogger(__name__)
 
-Source = Literal["precomputed", "computed", "fallback"]
+Source = Literal["precomputed", "computed", "fallback", "live"]
 # What a stored value reads as: Home's lists, or the others' pages
 Shown = TypeVar("Shown", list[SurfaceList], precomputed.Paged)
 Read = Callable[[Found, ModelVersion, str, dt.date, Treatment], Shown]
@@ -58,14 +59,14 @@ def _finished(pending: dict, key: tuple[str, ...], task: asyncio.Future) -> None
 def stored_in_place(request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
                     read: Read[Shown], treatment: Treatment = CONTROL) -> Shown | None:  # fmt: skip
     """The listener's current stored lists, when the store answers in place (``OnlineStore.in_place``); None if it
-    does not, has none or none current, or fails: then ``lists_for`` reads again and handles the miss.
+    does not, has none or none current, or fails: then ``lists_for`` takes the request the long way.
 
     This is nearly every precomputed answer, and it needs none of what ``lists_for`` has for a miss, nor the check
     that the listener is in the model (a current value was made from this version for them, and a forget erases
     it): in one process, a Daily Mix request took 22.0-23.3 µs this way, against 23.4-24.5 through ``lists_for``
-    after the listener check (the app called over ASGI in a loop, two runs of four passes each). The cost:
-    a listener the model does not know reads the store once before being answered from popular items (Daily Mix:
-    about 900 µs either way), and a list that is not current is read twice."""
+    after the listener check (the app called over ASGI in a loop, two runs of four passes each). The cost: a
+    listener the model does not know reads the store once before being answered from popular items (Daily Mix:
+    about 900 µs either way)."""
     store: OnlineStore = request.app.state.store
     if not store.in_place:
         return None
@@ -79,16 +80,19 @@ async def lists_for(
     request: Request, version: ModelVersion, surface: str, user_id: str, day: dt.date,
     fallback: Callable[[], Shown], read: Read[Shown], treatment: Treatment = CONTROL,
 ) -> tuple[Shown, Source]:  # fmt: skip
-    """``read``: how the surface's stored value reads (``precomputed.current``, or ``current_pages`` given the
-    request's length)."""
+    """The long way, once ``stored_in_place`` found nothing. A listener the model does not know is answered
+    ``fallback`` now ("live"): nothing is computed or stored for an arbitrary id. ``read``: how the surface's
+    stored value reads (``precomputed.current``, or ``current_pages`` given the request's length)."""
+    if version.data.user_row(user_id) < 0:
+        return fallback(), "live"
     state = request.app.state
     store: OnlineStore = state.store
     try:
-        try:
-            return read(await store.read_list(surface, user_id), version, surface, day, treatment), "precomputed"
-        except LookupError:  # not current: a list written since, for this version or week, may be
-            return read(await store.read_written_list(surface, user_id), version, surface, day,
-                        treatment), "precomputed"  # fmt: skip
+        if not store.in_place:  # an in-place store's list, ``stored_in_place`` has read
+            with contextlib.suppress(LookupError):
+                return read(await store.read_list(surface, user_id), version, surface, day, treatment), "precomputed"
+        # none, or not current: a list written since, for this version or week, may be
+        return read(await store.read_written_list(surface, user_id), version, surface, day, treatment), "precomputed"
     except LookupError:
         pass
     except StoreUnavailable as exc:

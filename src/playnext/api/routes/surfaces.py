@@ -154,10 +154,6 @@ async def take_turn() -> None:
     await asyncio.sleep(0)
 
 
-def _known(version: ModelVersion, user: str) -> bool:
-    return version.data.user_row(user) >= 0
-
-
 async def _log(request: Request, events: Sequence[Exposure] = (), ndjson: bytes = b"", count: int = 0) -> None:
     """Hand the impressions to the log's writer, which writes everything handed to it since its last round as one
     group commit, within 50 ms (a round); the answer does not wait for that fsync unless the writer is behind
@@ -274,12 +270,9 @@ async def get_discover_weekly(request: Request, user_id: str, n: int, country: s
         return Paged([page_of(shown)])
 
     read = functools.partial(current_pages, size=n)
-    if (stored := stored_in_place(request, version, "discover-weekly", user, day, read, treatment)) is not None:
-        paged, source = stored, "precomputed"
-    elif _known(version, user):
-        paged, source = await lists_for(request, version, "discover-weekly", user, day, fallback, read, treatment)
-    else:
-        paged, source = fallback(), "live"
+    stored = stored_in_place(request, version, "discover-weekly", user, day, read, treatment)
+    paged, source = (stored, "precomputed") if stored is not None else await lists_for(
+        request, version, "discover-weekly", user, day, fallback, read, treatment)  # fmt: skip
     return await _listener_answer(request, "discover-weekly", user, version.id, paged, n, source, treatment)
 
 
@@ -293,12 +286,9 @@ async def get_daily_mixes(request: Request, user_id: str, size: int, country: st
         return Paged([page_of(popular_mix(version, user, day, country=where))])
 
     read = functools.partial(current_pages, size=size)
-    if (stored := stored_in_place(request, version, "daily-mix", user, day, read, treatment)) is not None:
-        paged, source = stored, "precomputed"
-    elif _known(version, user):
-        paged, source = await lists_for(request, version, "daily-mix", user, day, popular, read, treatment)
-    else:
-        paged, source = popular(), "live"
+    stored = stored_in_place(request, version, "daily-mix", user, day, read, treatment)
+    paged, source = (stored, "precomputed") if stored is not None else await lists_for(
+        request, version, "daily-mix", user, day, popular, read, treatment)  # fmt: skip
     if paged.pages is not None and not paged.pages:  # a stored value without mixes (which is never rendered)
         paged = popular()
     return await _listener_answer(request, "daily-mix", user, version.id, paged, size, source, treatment)
@@ -320,12 +310,9 @@ async def get_home(request: Request, user_id: str, size: int, country: str | Non
         found = shelves(version, user, size=HOME_SIZE, country=where, candidates=popular_order(version, where))
         return [shelf_as_list(shelf, version.id) for shelf in found.values()]
 
-    if (found := stored_in_place(request, version, "home", user, day, current, treatment)) is not None:
-        stored, source = found, "precomputed"
-    elif _known(version, user):
-        stored, source = await lists_for(request, version, "home", user, day, popular_shelves, current, treatment)
-    else:
-        stored, source = popular_shelves(), "live"
+    found = stored_in_place(request, version, "home", user, day, current, treatment)
+    stored, source = (found, "precomputed") if found is not None else await lists_for(
+        request, version, "home", user, day, popular_shelves, current, treatment)  # fmt: skip
     available = {shelf.id: shelf for shelf in map(list_as_shelf, stored)}
     page = home(version, user, stats, state.home_rng, size=size, available=available)
     request_id = _request_id(request, "home", source)
