@@ -1,4 +1,5 @@
-"""The front router answers its routes with the API's error shape and leaves everything else to the app behind."""
+"""The front door answers its routes with the API's error shape and leaves everything else to the app behind; it
+names, limits and times every request, whoever answers it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from playnext.api.errors import ApiError
-from playnext.api.front import FrontRoutes
-from playnext.api.observability import NamedRoute
+from playnext.api.front import FrontDoor
+from playnext.api.observability import Metrics, NamedRoute, request_id
 
 
 async def echo(request: Request) -> Response:
@@ -37,7 +38,7 @@ def client() -> TestClient:
     routes = [NamedRoute("/u/{user_id}", echo, methods=["GET"]), NamedRoute("/refuse", refuse),
               NamedRoute("/crash", crash)]  # fmt: skip
     app = Starlette(routes=[Route("/u/{user_id}", behind, methods=["GET"]), Route("/other", behind)])
-    return TestClient(FrontRoutes(app, routes), raise_server_exceptions=False)
+    return TestClient(FrontDoor(app, routes, Metrics(), 1024), raise_server_exceptions=False)
 
 
 def test_front_routes_are_answered_in_front_with_their_path_parameters(client: TestClient) -> None:
@@ -63,7 +64,7 @@ def test_other_paths_and_other_methods_fall_through_to_the_app_behind(client: Te
 
 
 def _front(*routes: Route) -> TestClient:
-    return TestClient(FrontRoutes(Starlette(routes=[Route("/{rest:path}", behind)]), list(routes)),
+    return TestClient(FrontDoor(Starlette(routes=[Route("/{rest:path}", behind)]), list(routes), Metrics(), 1024),
                       raise_server_exceptions=False)  # fmt: skip
 
 
@@ -91,7 +92,7 @@ def test_a_path_no_front_route_names_falls_through(path: str) -> None:
 
 
 def test_paths_under_a_root_path_are_matched_without_it() -> None:
-    client = TestClient(FrontRoutes(Starlette(), [NamedRoute("/v1/users/{user_id}/home", literal)]),
+    client = TestClient(FrontDoor(Starlette(), [NamedRoute("/v1/users/{user_id}/home", literal)], Metrics(), 1024),
                         root_path="/api")  # fmt: skip
     assert client.get("/api/v1/users/u1/home").json()["params"] == {"user_id": "u1"}
 
@@ -99,4 +100,33 @@ def test_paths_under_a_root_path_are_matched_without_it() -> None:
 def test_a_template_the_lookup_cannot_match_is_refused_when_the_router_is_built() -> None:
     for path in ("/v1/files/{path:path}", "/v1/items/{n:int}", "/v1/users/u-{user_id}"):
         with pytest.raises(ValueError, match="whole-segment string parameters"):
-            FrontRoutes(Starlette(), [NamedRoute(path, literal)])
+            FrontDoor(Starlette(), [NamedRoute(path, literal)], Metrics(), 1024)
+
+
+async def named(request: Request) -> Response:
+    return JSONResponse({"id": request_id.get()})
+
+
+def test_every_request_is_named_limited_and_timed_whoever_answers_it() -> None:
+    """A front route's answer gets the id in its headers without a wrapped ``send``, a request that goes on to the
+    app behind through one; a refusal is named and timed too; each is timed under its template and status."""
+    metrics = Metrics()
+    behind_app = Starlette(routes=[Route("/behind", named), Route("/crash", crash)])
+    front = [NamedRoute("/u/{user_id}", named), NamedRoute("/refuse", refuse)]
+    client = TestClient(FrontDoor(behind_app, front, metrics, 1024), raise_server_exceptions=False)
+    for path in ("/u/u1", "/behind"):
+        got = client.get(path)
+        assert got.status_code == 200 and got.json()["id"] == got.headers["x-request-id"], path
+        given = client.get(path, headers={"X-Request-Id": "trace-0123456789"})
+        assert given.json()["id"] == "trace-0123456789" == given.headers["x-request-id"], path
+    assert client.get("/refuse").headers["x-request-id"]
+    assert client.get("/crash").status_code == 500
+    too_long = client.get("/u/" + "a" * 9000)
+    too_large = client.post("/behind", content=b"x" * 2000)
+    for refused, status in ((too_long, 414), (too_large, 413)):
+        assert refused.status_code == status and refused.headers["x-request-id"]
+    metrics.tally.flush()
+    counts = {(s.labels["route"], s.labels["status"]): s.value for m in metrics.latency.collect() for s in m.samples
+              if s.name.endswith("_count")}  # fmt: skip
+    assert counts == {("/u/{user_id}", "200"): 2.0, ("/behind", "200"): 2.0, ("/refuse", "422"): 1.0,
+                      ("/crash", "500"): 1.0, ("unmatched", "414"): 1.0, ("unmatched", "413"): 1.0}  # fmt: skip

@@ -25,10 +25,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import playnext
 from playnext.api import errors
-from playnext.api.front import FrontRoutes
+from playnext.api.front import FrontDoor
 from playnext.api.keys import KeyStore
-from playnext.api.limits import RateLimiter, SizeLimits
-from playnext.api.observability import Metrics, NamedRoute, ObservabilityMiddleware, flush_periodically
+from playnext.api.limits import RateLimiter
+from playnext.api.observability import Metrics, NamedRoute, flush_periodically
 from playnext.api.routes import dashboard, events, health, models, surfaces, users
 from playnext.config import Settings
 from playnext.events.compaction import compact
@@ -155,8 +155,8 @@ class AppState(State):
 
 
 class PlaynextApp(FastAPI):
-    """FastAPI with the request-id, metrics and size-limit middleware outermost, then the front router, then
-    FastAPI's own stack for whatever the front router does not answer."""
+    """FastAPI behind the front door (``api.front``), which names, limits and times every request and answers the
+    hot routes itself; FastAPI's own stack answers the rest."""
 
     front: list[Route]
     direct_http = False  # set when FastAPI's native OpenTelemetry is off (``create_app``)
@@ -173,9 +173,8 @@ class PlaynextApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
-        inner = FrontRoutes(super().build_middleware_stack(), self.front)
         settings: Settings = self.state.settings
-        return ObservabilityMiddleware(SizeLimits(inner, max_body_bytes=settings.max_body_bytes), self.state.metrics)
+        return FrontDoor(super().build_middleware_stack(), self.front, self.state.metrics, settings.max_body_bytes)
 
 
 def _one_thread_per_request() -> None:

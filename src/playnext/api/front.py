@@ -1,15 +1,22 @@
-"""The front router: the hot routes (surfaces, ingest, metrics) are answered here, in front of FastAPI's stack.
+"""The front door: every HTTP request's way in, and the hot routes (surfaces, ingest, metrics) answered there, in
+front of FastAPI's stack.
 
 FastAPI wraps every request in about ten layers (server errors, telemetry, body limits, exception handlers, an
 exit stack, the router's linear match, the route's own exception wrapper); measured with py-spy on a precomputed
 surface, those layers were about a quarter of the request, as much as reading and encoding the list. The routes
 that listeners' apps call on every screen are plain Starlette endpoints already (``api.lean``), so they need none
-of it: this router matches them first and answers with the same error shape (``errors.error_for``). Everything
-else (admin, models, the dashboard, the docs) falls through to FastAPI unchanged, and so does a request that
-matches a front route's path but not its method, so 405s stay FastAPI's. The request-id, metrics and size-limit
-middleware sit outside this router and see every request. FastAPI's native OpenTelemetry, once someone configures
-a provider, also sees every request (it wraps the whole app in ``FastAPI.__call__``), but names only the routes
-that fall through; playnext's Prometheus metrics time every route by its template.
+of it: the front door matches them first and answers with the same error shape (``errors.error_for``).
+Everything else (admin, models, the dashboard, the docs) goes on to FastAPI unchanged, and so does a request that
+matches a front route's path but not its method, so 405s stay FastAPI's.
+
+Every request, whoever answers it, is named (``X-Request-Id``), held to the size limits (``limits.refusal``) and
+timed under its route's template here. Those were three middleware around the router, each a coroutine awaited
+in turn, the first wrapping ``send`` to add the id to the answer's headers: in one process they and the router
+cost about as much as a hello-world route's own work. Now a front route's answer gets the id in its headers
+before it is sent, and only a request that goes on to FastAPI has its ``send`` wrapped. FastAPI's native
+OpenTelemetry, once someone configures a provider, also sees every request (it wraps the whole app in
+``FastAPI.__call__``), but names only the routes that go on to FastAPI; playnext's Prometheus metrics time every
+route by its template.
 
 A path is matched by one dictionary lookup on its literal segments, not by trying each route's regular expression
 in turn: Discover Weekly's route came fourth, after four misses of about a microsecond each.
@@ -18,15 +25,18 @@ in turn: Discover Weekly's route came fourth, after four misses of about a micro
 from __future__ import annotations
 
 import re
+import time
 from operator import itemgetter
 from typing import Any
 
 from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from playnext.api.errors import error_for
+from playnext.api.limits import refusal
+from playnext.api.observability import Metrics, request_id, request_id_for
 
 _PARAM = re.compile(r"\{(\w+)\}")
 _Found = tuple[int, Route, tuple[tuple[str, int], ...]]  # (the route's place in the list, it, its parameters)
@@ -34,8 +44,9 @@ _NO_SHAPES: dict[tuple[int, ...], tuple[itemgetter, dict[Any, _Found]]] = {}  # 
 
 
 class FrontRoutes:
-    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
-        self.app = app
+    """The front routes by the literal segments of their paths."""
+
+    def __init__(self, routes: list[Route]) -> None:
         # segment count → where a path's literal segments are → those literals → the route they name
         self._shapes: dict[int, dict[tuple[int, ...], tuple[itemgetter, dict[Any, _Found]]]] = {}  # type: ignore[type-arg]
         for order, route in enumerate(routes):
@@ -71,17 +82,61 @@ class FrontRoutes:
             return None
         return best[1], {name: parts[i] for name, i in best[2]}
 
+
+class FrontDoor:
+    """``routes`` answered here, everything else by ``behind``; every HTTP request named, held to the size limits
+    and timed (the module's docstring)."""
+
+    def __init__(self, behind: ASGIApp, routes: list[Route], metrics: Metrics, max_body_bytes: int) -> None:
+        self.behind, self.routes, self.metrics = behind, FrontRoutes(routes), metrics
+        self.max_body_bytes = max_body_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (found := self.match(scope)) is not None:
-            route, params = found
-            if route.methods is None or scope["method"] in route.methods:
-                scope["endpoint"], scope["path_params"] = route.endpoint, params
-                scope["route"] = route  # the template the metrics time it under
+        if scope["type"] != "http":
+            await self.behind(scope, receive, send)
+            return
+        rid = request_id_for(scope)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = refusal(scope, self.max_body_bytes)
+            if response is None:
+                found = self.routes.match(scope)
+                if found is None or (found[0].methods is not None and scope["method"] not in found[0].methods):
+                    named = _Named(send, rid)
+                    try:
+                        await self.behind(scope, receive, named)
+                    finally:
+                        status = named.status
+                    return
+                route, scope["path_params"] = found
+                scope["endpoint"], scope["route"] = route.endpoint, route  # the template the metrics time it under
                 request = Request(scope, receive, send)
                 try:
                     response = await route.endpoint(request)
                 except Exception as exc:  # the error shape FastAPI's handlers give its own routes
                     response = error_for(request, exc)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+            status = response.status_code
+            response.raw_headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+            await response(scope, receive, send)
+        finally:
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.timed(template, scope["method"], status).observe(time.perf_counter() - started)
+            request_id.reset(token)
+
+
+class _Named:
+    """``send`` for a request that goes on to FastAPI: the request's id added to its answer's headers, and its
+    status kept for the timing (500 until one is sent)."""
+
+    __slots__ = ("rid", "send", "status")
+
+    def __init__(self, send: Send, rid: str) -> None:
+        self.send, self.rid, self.status = send, rid, 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", self.rid.encode())]
+        await self.send(message)

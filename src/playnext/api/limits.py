@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from playnext.api.errors import error_response
 from playnext.api.observability import first_header
@@ -41,24 +42,13 @@ class RateLimiter:
             return (1.0 - tokens) / rate
 
 
-class SizeLimits:
-    """413 for a declared body over ``max_body_bytes`` on any route (ingest also counts chunked bodies itself),
-    414 for a URL over ``MAX_URL_BYTES``: before any route reads anything."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            url = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-            if url > MAX_URL_BYTES:
-                await error_response(414, "uri_too_long", f"the URL is {url} bytes; the limit is {MAX_URL_BYTES}")(
-                    scope, receive, send
-                )
-                return
-            declared = first_header(scope, b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                message = f"the body is {int(declared)} bytes; the limit is {self.max_body_bytes}"
-                await error_response(413, "too_large", message)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def refusal(scope: Scope, max_body_bytes: int) -> Response | None:
+    """A 414 for a URL over ``MAX_URL_BYTES``, a 413 for a declared body over ``max_body_bytes`` (ingest also
+    counts chunked bodies itself), checked before any route reads anything; None for a request within both."""
+    url = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    if url > MAX_URL_BYTES:
+        return error_response(414, "uri_too_long", f"the URL is {url} bytes; the limit is {MAX_URL_BYTES}")
+    declared = first_header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        return error_response(413, "too_large", f"the body is {int(declared)} bytes; the limit is {max_body_bytes}")
+    return None

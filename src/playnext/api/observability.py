@@ -5,10 +5,10 @@ One registry per app (tests build many apps in one process). With several servin
 scrape, whichever worker answers it, adds up all of theirs (prometheus_client's multiprocess mode); what the state
 collector reports (the log's writer, the served model) is the same from any worker.
 
-The middleware is plain ASGI, a few microseconds per request: it names each request (``X-Request-Id``, taken from
-the client when it sends a sane one), times it under its route template (``/v1/users/{user_id}/home``, never the
-raw path, which would make a series per listener), and puts the id in a context variable that log records and
-surface answers carry.
+Every request is named (``request_id_for``: its ``X-Request-Id``, taken from the client when it sends a sane one),
+timed under its route template (``/v1/users/{user_id}/home``, never the raw path, which would make a series per
+listener) and has its id in a context variable that log records and surface answers carry: the front door does
+it (``api.front``), a few microseconds per request.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from playnext.ids import unique_id
 
@@ -277,35 +277,11 @@ def first_header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = first_header(scope, b"x-request-id")  # most requests send none: nothing to decode or match
-        rid = text if given is not None and _SANE_ID.match(text := given.decode("latin-1")) else unique_id()
-        token = request_id.set(rid)
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.timed(template, scope["method"], status).observe(time.perf_counter() - started)
-            request_id.reset(token)
+def request_id_for(scope: Scope) -> str:
+    """The id a request is known by: the client's ``X-Request-Id`` when it is sane, else a new one. Most requests
+    send none, so nothing is decoded or matched for them."""
+    given = first_header(scope, b"x-request-id")
+    return text if given is not None and _SANE_ID.match(text := given.decode("latin-1")) else unique_id()
 
 
 class NamedRoute(Route):
