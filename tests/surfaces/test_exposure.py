@@ -89,3 +89,22 @@ def test_a_client_cannot_post_an_exposure() -> None:
 def test_exposure_ids_never_repeat_in_a_process() -> None:
     ids = {exposure_id() for _ in range(10_000)}
     assert len(ids) == 10_000
+
+
+def test_a_list_of_tracks_logs_no_types_and_unfolds_as_tracks_beside_typed_and_older_lines() -> None:
+    tracks = page_of(SurfaceList("daily-mix", [Pick(f"t{i}", "track", 1.0, "fav") for i in range(20)], False, "v1"))
+    mixed = page_of(SurfaceList("daily-mix", [Pick("t1", "track", 1.0, "a"), Pick("p1", "episode", 1.0, "b")],
+                                False, "v1"))  # fmt: skip
+    [untyped] = impressions(tracks, ["u1"], "req-5", AT, exposure="x3")
+    [typed] = impressions(mixed, ["u1"], "req-5", AT, exposure="x4")
+    assert untyped.item_types is None and typed.item_types is not None
+    assert b'"track"' not in msgspec.json.encode(untyped)  # 20 tracks: 174 bytes a line fewer
+    older = msgspec.structs.replace(untyped, event_id="x2-0", item_types=["track"] * 20)  # as logged before
+    rows = _unfolded([untyped, typed, older])
+    kinds = {(r["event_id"].rsplit("-", 1)[0], r["item_type"]) for r in rows}
+    assert kinds == {("x3-0", "track"), ("x2-0", "track"), ("x4-0", "track"), ("x4-0", "episode")}
+    assert [r["item_id"] for r in rows if r["event_id"].startswith("x3-0-")] == sorted(f"t{i}" for i in range(20))
+    assert len(rows) == 42
+    home = HomePage(shelves=[Shelf("top", "Top", [Pick("t1", "track", 1.0, "a")], propensity=1.0)],
+                    model_version="v1", fallback=False, segment="warm")  # fmt: skip
+    assert [line.item_types for line in home_impressions(home, "u1", "req-6", AT)] == [None]

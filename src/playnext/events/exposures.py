@@ -40,7 +40,9 @@ class Exposure(msgspec.Struct, tag_field="type", tag="exposure", frozen=True, gc
     ts: dt.datetime
     # One per item; the item types are ``ItemType``s. A surface's are already JSON arrays (``surfaces.page``).
     items: list[str] | msgspec.Raw
-    item_types: list[str] | msgspec.Raw
+    # None when every item is a track (``unfold`` types them): most shown lists are, and a Daily Mix answer's
+    # lines were a third ``"track"``s, written, checksummed and synced by the log's writer for every answer.
+    item_types: list[str] | msgspec.Raw | None
     first_position: int = 0  # Home numbers its cards down the page, across shelves
 
 
@@ -55,6 +57,14 @@ _CARRIED = ("user_id", "ts", "request_id", "surface", "variant", "propensity")  
 
 class BadExposure(ValueError):
     pass
+
+
+def _item_types(types: pa.ListArray, typed: np.ndarray) -> pa.Array:
+    """Each shown item's type: its exposure's ``item_types`` where it has them (``typed``, per item), else track."""
+    given = pc.list_flatten(types)  # a null list adds nothing
+    if typed.all():
+        return given
+    return pc.replace_with_mask(pa.repeat(pa.scalar("track"), len(typed)), pa.array(typed), given)
 
 
 def parse_lines(payload: bytes) -> pa.Table:
@@ -72,8 +82,10 @@ def unfold(table: pa.Table) -> pa.Table:
     if not shown.num_rows:
         return events
     items = pc.fill_null(shown["items"], pa.scalar([], pa.list_(pa.string()))).combine_chunks()
-    types = pc.fill_null(shown["item_types"], pa.scalar([], pa.list_(pa.string()))).combine_chunks()
-    if not pc.all(pc.equal(pc.list_value_length(items), pc.list_value_length(types))).as_py():
+    types = shown["item_types"].combine_chunks()
+    typed = pc.is_valid(types)
+    if not pc.all(pc.or_kleene(pc.invert(typed), pc.equal(pc.list_value_length(items),
+                                                          pc.list_value_length(types)))).as_py():  # fmt: skip
         raise BadExposure("an exposure's items and item_types differ in length")
     parent = pc.list_parent_indices(items).to_numpy()
     offsets = items.offsets.to_numpy()
@@ -85,7 +97,7 @@ def unfold(table: pa.Table) -> pa.Table:
         "event_id": pc.binary_join_element_wise(rows["event_id"], pa.array(position).cast(pa.string()), "-"),
         "type": pa.repeat(pa.scalar("impression"), n),
         "item_id": pc.list_flatten(items),
-        "item_type": pc.list_flatten(types),
+        "item_type": _item_types(types, typed.to_numpy(zero_copy_only=False)[parent]),
         "position": pa.array(position, pa.int32()),
         **{name: rows[name] for name in _CARRIED},
     }

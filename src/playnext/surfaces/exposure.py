@@ -14,6 +14,7 @@ per-event checks a client's events need.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import msgspec
 
@@ -50,7 +51,8 @@ def impressions(
     if not shown.size:
         return []
     variants, exposure = variants or {}, exposure or exposure_id()
-    ids, types = msgspec.Raw(shown.ids), msgspec.Raw(shown.types)  # copied into the log's line as they are
+    ids = msgspec.Raw(shown.ids)  # copied into the log's line as it is
+    types = None if shown.types == _tracks(shown.size) else msgspec.Raw(shown.types)  # None: all tracks
     return [
         Exposure(request_id, shown.surface, variants.get(user), 1.0, f"{exposure}-{n}", user, at, ids, types)
         for n, user in enumerate(user_ids)
@@ -67,6 +69,12 @@ def home_impressions(page: HomePage, user: str, request_id: str, at: dt.datetime
         if shelf.items:
             ids, types = [c.item_id for c in shelf.items], [logged_type(c.item_type) for c in shelf.items]
             out.append(Exposure(request_id, f"home/{shelf.id}", variant, shelf.propensity, exposure, user, at, ids,
-                                types, first))  # fmt: skip
+                                None if all(t == "track" for t in types) else types, first))  # fmt: skip
             first += len(shelf.items)
     return out
+
+
+@functools.cache
+def _tracks(n: int) -> bytes:
+    """``n`` items' types as a page holds them when every one is a track (``surfaces.page``)."""
+    return msgspec.json.encode(["track"] * n)
