@@ -112,7 +112,7 @@ class FrontDoor:
                     return
                 route, scope["path_params"] = found
                 scope["endpoint"], scope["route"] = route.endpoint, route  # the template the metrics time it under
-                request = Request(scope, receive, send)
+                request = FrontRequest(scope, receive, send)
                 try:
                     response = await route.endpoint(request)
                 except Exception as exc:  # the error shape FastAPI's handlers give its own routes
@@ -124,6 +124,17 @@ class FrontDoor:
             template = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.timed(template, scope["method"], status).observe(time.perf_counter() - started)
             request_id.reset(token)
+
+
+class FrontRequest(Request):
+    """A front route's request, its app a plain attribute: Starlette's is a property, which a precomputed answer's
+    route and helpers read eight times (the app's state: the store, the log, the metrics, the keys)."""
+
+    app: Any = None  # shadows the property, so that the instance's own attribute is read
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        super().__init__(scope, receive, send)
+        self.app = scope.get("app")  # set by the app the front door serves (``PlaynextApp``)
 
 
 class _Named:
