@@ -5,7 +5,8 @@ surfaces are compared with is what the server does for an app that does nothing.
 
 Two hello-worlds:
 - ``GET /hello``, the baseline, is a bare ASGI app: ``BesideBare`` answers it before playnext's app sees the
-  request, so it pays none of playnext's layers (request id, metrics, size limits, the front router) nor FastAPI's.
+  request, so it pays none of playnext's layers (the front door's request id, size limits, timing and routing) nor
+  FastAPI's.
 - ``GET /app-hello`` is the same answer as a route of playnext's app, answered by the front router behind
   playnext's middleware as the surfaces are. Its ratio to the bare one is what those layers cost every request.
 
