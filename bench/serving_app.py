@@ -7,8 +7,8 @@ Two hello-worlds:
 - ``GET /hello``, the baseline, is a bare ASGI app: ``BesideBare`` answers it before playnext's app sees the
   request, so it pays none of playnext's layers (the front door's request id, size limits, timing and routing) nor
   FastAPI's.
-- ``GET /app-hello`` is the same answer as a route of playnext's app, answered by the front router behind
-  playnext's middleware as the surfaces are. Its ratio to the bare one is what those layers cost every request.
+- ``GET /app-hello`` is the same answer as a route of playnext's app, answered by its front door as the surfaces
+  are. Its ratio to the bare one is what those layers cost every request.
 
 Until 2026-11-27 the bench's only hello-world was the second, so its ratios were against a baseline that already
 paid playnext's layers (README, *Benchmarks*).
