@@ -98,17 +98,16 @@ class FrontDoor:
         rid = request_id_for(scope)
         token = request_id.set(rid)
         started = time.perf_counter()
+        header = (b"x-request-id", rid.encode())  # on every answer, whoever gives it
         status = 500
+        named: _Named | None = None  # set for a request that goes on to FastAPI
         try:
             response = refusal(scope, self.max_body_bytes)
             if response is None:
                 found = self.routes.match(scope)
                 if found is None or (found[0].methods is not None and scope["method"] not in found[0].methods):
-                    named = _Named(send, rid)
-                    try:
-                        await self.behind(scope, receive, named)
-                    finally:
-                        status = named.status
+                    named = _Named(send, header)
+                    await self.behind(scope, receive, named)
                     return
                 route, scope["path_params"] = found
                 scope["endpoint"], scope["route"] = route.endpoint, route  # the template the metrics time it under
@@ -118,9 +117,11 @@ class FrontDoor:
                 except Exception as exc:  # the error shape FastAPI's handlers give its own routes
                     response = error_for(request, exc)
             status = response.status_code
-            response.raw_headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+            response.raw_headers = [*response.raw_headers, header]
             await response(scope, receive, send)
         finally:
+            if named is not None:
+                status = named.status
             template = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.timed(template, scope["method"], status).observe(time.perf_counter() - started)
             request_id.reset(token)
@@ -141,13 +142,13 @@ class _Named:
     """``send`` for a request that goes on to FastAPI: the request's id added to its answer's headers, and its
     status kept for the timing (500 until one is sent)."""
 
-    __slots__ = ("rid", "send", "status")
+    __slots__ = ("header", "send", "status")
 
-    def __init__(self, send: Send, rid: str) -> None:
-        self.send, self.rid, self.status = send, rid, 500
+    def __init__(self, send: Send, header: tuple[bytes, bytes]) -> None:
+        self.send, self.header, self.status = send, header, 500
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-            message["headers"] = [*message.get("headers", []), (b"x-request-id", self.rid.encode())]
+            message["headers"] = [*message.get("headers", []), self.header]
         await self.send(message)
