@@ -1,5 +1,5 @@
-"""Exposures as the surfaces log them: one line per shown list and viewer, unfolded by compaction into exactly
-the impression events a client's ``Impression`` would be."""
+"""Exposures as the surfaces log them: one line per shown list and viewer (Daily Mix's mixes: one for the answer),
+unfolded by compaction into exactly the impression events a client's ``Impression`` would be."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from playnext.events.exposures import BadExposure, Exposure, parse_lines
 from playnext.events.schema import ARROW_SCHEMA, EVENT_DECODER, Impression, Play, encode_lines
 from playnext.surfaces.common import Pick, SurfaceList
-from playnext.surfaces.exposure import exposure_id, home_impressions, impressions
+from playnext.surfaces.exposure import exposure_id, home_impressions, impressions, listener_impressions
 from playnext.surfaces.home import HomePage, Shelf
 from playnext.surfaces.page import page_of
 
@@ -108,3 +108,40 @@ def test_a_list_of_tracks_logs_no_types_and_unfolds_as_tracks_beside_typed_and_o
     home = HomePage(shelves=[Shelf("top", "Top", [Pick("t1", "track", 1.0, "a")], propensity=1.0)],
                     model_version="v1", fallback=False, segment="warm")  # fmt: skip
     assert [line.item_types for line in home_impressions(home, "u1", "req-6", AT)] == [None]
+
+
+def _mix(surface: str, items: list[tuple[str, str]]) -> SurfaceList:
+    return SurfaceList(surface, [Pick(item, kind, 1.0, "fav") for item, kind in items], False, "v1")
+
+
+def test_an_answers_mixes_are_one_line_that_unfolds_into_each_mixs_impressions() -> None:
+    mixes = [[("t1", "track"), ("t2", "track")], [], [("t3", "track"), ("p1", "episode"), ("t1", "track")]]
+    pages = [page_of(_mix("daily-mix", items)) for items in mixes]
+    [line] = listener_impressions(pages, "u1", "req-7", "exp:c", AT, "x8")
+    assert line.lists == [2, 0, 3] and line.event_id == "x8-0"
+    expected = [
+        Impression(event_id=f"x8-0.{k}-{pos}", user_id="u1", ts=AT, item_id=item, item_type=kind, surface="daily-mix",
+                   position=pos, request_id="req-7", variant="exp:c", propensity=1.0)
+        for k, items in enumerate(mixes) for pos, (item, kind) in enumerate(items)
+    ]  # fmt: skip
+    single = impressions(page_of(_mix("discover-weekly", [("t9", "track")])), ["u2"], "req-8", AT, exposure="x9")
+    assert _unfolded([line, *single]) == _as_lake(
+        [*expected, Impression(event_id="x9-0-0", user_id="u2", ts=AT, item_id="t9", item_type="track",
+                               surface="discover-weekly", position=0, request_id="req-8", propensity=1.0)]
+    )  # fmt: skip
+    tracks = [page_of(_mix("daily-mix", [(f"t{i}", "track")] * 20)) for i in range(6)]
+    [untyped] = listener_impressions(tracks, "u1", "req-9", None, AT, "x10")
+    assert untyped.item_types is None and len(encode_lines([untyped])) < 1300  # six lines were 2.2 KB
+    assert listener_impressions([page_of(_mix("daily-mix", []))] * 2, "u1", "r", None, AT, "x11") == []
+
+
+@pytest.mark.parametrize(("lists", "adds_up"), [([2, 2], True), ([4, 0], True), ([1], False), ([3, -1, 2], False),
+                                              ([], False), ([2, 2, 1], False)])  # fmt: skip
+def test_lists_that_do_not_add_up_to_the_items_are_refused(lists: list[int], adds_up: bool) -> None:
+    line = Exposure("r", "daily-mix", None, 1.0, "x1-0", "u1", AT, ["t1", "t2", "t3", "t4"], None, lists=lists)
+    if adds_up:
+        assert parse_lines(encode_lines([line])).column("position").to_pylist() == [0, 1, 2, 3][: lists[0]] + [
+            0, 1, 2, 3][: 4 - lists[0]]  # fmt: skip
+        return
+    with pytest.raises(BadExposure, match="do not add up"):
+        parse_lines(encode_lines([line]))

@@ -226,8 +226,9 @@ class _StateCollector:
             stats = event_log.stats
             yield CounterMetricFamily("playnext_log_fsyncs", "fsyncs of the event log", value=stats.fsyncs)
             yield CounterMetricFamily("playnext_log_fsync_seconds", "Time spent in fsync", value=stats.fsync_seconds)
-            yield CounterMetricFamily("playnext_log_events_stored", "Records written to the log: client events, "
-                                      "and one exposure per shown list", value=stats.events_stored)  # fmt: skip
+            yield CounterMetricFamily("playnext_log_events_stored", "Records written to the log: client events, and "
+                                      "one exposure per shown list or Daily Mix answer",
+                                      value=stats.events_stored)  # fmt: skip
             yield GaugeMetricFamily("playnext_log_backlog", "Batches waiting for the log writer",
                                     value=event_log.backlog())  # fmt: skip
             yield GaugeMetricFamily("playnext_log_fresh_backlog", "Shown lists (exposures) waiting for the log "

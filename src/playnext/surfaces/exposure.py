@@ -5,8 +5,9 @@ prefix drawn once per process and a counter). The request id cannot serve, since
 ``X-Request-Id`` twice, and a repeated id would make a second showing look like a retried duplicate of the
 first. Unique ids let the log store impressions without a duplicate lookup (``EventLog.submit_fresh``).
 
-A shown list is handed to the log as one ``events.exposures.Exposure`` per viewer, not one impression per item:
-compaction unfolds it into the very impression events (ids included) that the lake and every reader see. The
+A shown list is handed to the log as one ``events.exposures.Exposure`` per viewer, not one impression per item
+(and Daily Mix's mixes as one for the answer): compaction unfolds it into the very impression events (ids
+included) that the lake and every reader see. The
 records are the server's own (a checked listener id, catalog ids, configured labels), so they skip the
 per-event checks a client's events need.
 """
@@ -31,14 +32,21 @@ def exposure_id() -> str:
 
 def listener_impressions(lists: list[Page], user: str, request_id: str, variant: str | None, at: dt.datetime,
                          exposure: str) -> list[Exposure]:  # fmt: skip
-    """The exposures of an answer showing one listener ``lists`` (Discover Weekly's one, Daily Mix's mixes). Each
-    list's exposure id is the answer's own when it shows one, else ``<exposure>.<index>`` (still unique: an answer's
-    own id has no dot)."""
-    variants, one = {user: variant}, len(lists) == 1
-    return [
-        line for i, shown in enumerate(lists)
-        for line in impressions(shown, [user], request_id, at, variants, exposure if one else f"{exposure}.{i}")
-    ]  # fmt: skip
+    """The exposures of an answer showing one listener ``lists`` of one surface: Discover Weekly's one list, or
+    Daily Mix's mixes as one line of several lists (``Exposure.lists``); none if no list has items."""
+    if len(lists) == 1:
+        return impressions(lists[0], [user], request_id, at, {user: variant}, exposure)
+    if not any(shown.size for shown in lists):
+        return []
+    ids, types = _joined([shown.ids for shown in lists]), _joined([shown.types for shown in lists])
+    sizes = [shown.size for shown in lists]
+    return [Exposure(request_id, lists[0].surface, variant, 1.0, f"{exposure}-0", user, at, msgspec.Raw(ids),
+                     None if types == _tracks(sum(sizes)) else msgspec.Raw(types), lists=sizes)]  # fmt: skip
+
+
+def _joined(arrays: list[bytes]) -> bytes:
+    """JSON arrays (a page's ids or types) as one."""
+    return b"[" + b",".join(array[1:-1] for array in arrays if array != b"[]") + b"]"
 
 
 def impressions(

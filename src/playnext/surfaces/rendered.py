@@ -86,7 +86,8 @@ def render(surface: str, user: str, model_version: str | None, lists: list[Page]
     lines = encode_lines(exposures).replace(_PLANTED_AT_JSON, _quoted("T"))
     # Each planted sentinel lands once per place it was planted; one in the lists' own text would add a slot,
     # filled wrongly later. Per list, the answer has a request id, variant and source (Daily Mix once more for the
-    # whole answer) and each exposure line (one per list with items) those and a time, but no source.
+    # whole answer) and its exposure line (one for all its lists, none if none has items) those and a time, but no
+    # source.
     expected_answer = 3 * len(lists) + (3 if surface == "daily-mix" else 0)
     answer_template, lines_template = _template(answer, expected_answer), _template(lines, 4 * len(exposures))
     if answer_template is None or lines_template is None:
