@@ -12,9 +12,10 @@ pipelines and every reader see ordinary ``impression`` rows, ids included: the i
 An answer of several lists for one viewer (Daily Mix's mixes) is one line too, its lists' items one after another
 and their lengths in ``lists``: the item at position ``p`` of list ``k`` is ``<exposure event_id>.<k>-<p>``. Logged
 as a line per mix, a Daily Mix answer's six lines repeated the request, listener, time and variant six times: 2.2 KB
-an answer, against 1.2 KB as one line. Every precomputed answer's lines are sent to the log's writer, the one
-process every worker shares, and dropping them all made a worker's Daily Mix answer about 6 µs cheaper and the
-writer's 3 µs (README, *Benchmarks*), so their bytes count.
+an answer, against 1.2 KB as one line. Every answer's lines go to the log's writer, the one process all workers
+share, and what they cost grows with their bytes: not logging a Daily Mix answer at all (a throwaway measurement)
+spared its worker about 5 µs of CPU and the writer 2.5-3 µs; as one line, the writer's share went from 2.6-3.2 to
+1.4-1.8 µs and the workers' from 55.6-59.4 to 53.3-56.8 µs (README, *Benchmarks*).
 
 Exposures are made by the server only: the collector's schema (``schema.Event``) has no ``exposure`` type, so a
 client cannot post one.

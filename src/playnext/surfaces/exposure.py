@@ -7,9 +7,8 @@ first. Unique ids let the log store impressions without a duplicate lookup (``Ev
 
 A shown list is handed to the log as one ``events.exposures.Exposure`` per viewer, not one impression per item
 (and Daily Mix's mixes as one for the answer): compaction unfolds it into the very impression events (ids
-included) that the lake and every reader see. The
-records are the server's own (a checked listener id, catalog ids, configured labels), so they skip the
-per-event checks a client's events need.
+included) that the lake and every reader see. The records are the server's own (a checked listener id, catalog
+ids, configured labels), so they skip the per-event checks a client's events need.
 """
 
 from __future__ import annotations
