@@ -125,9 +125,13 @@ def test_an_answers_mixes_are_one_line_that_unfolds_into_each_mixs_impressions()
         for k, items in enumerate(mixes) for pos, (item, kind) in enumerate(items)
     ]  # fmt: skip
     single = impressions(page_of(_mix("discover-weekly", [("t9", "track")])), ["u2"], "req-8", AT, exposure="x9")
-    assert _unfolded([line, *single]) == _as_lake(
+    [second] = listener_impressions(pages[::-1], "u3", "req-10", None, AT, "x12")  # each line's mixes count from 0
+    assert _unfolded([line, *single, second]) == _as_lake(
         [*expected, Impression(event_id="x9-0-0", user_id="u2", ts=AT, item_id="t9", item_type="track",
-                               surface="discover-weekly", position=0, request_id="req-8", propensity=1.0)]
+                               surface="discover-weekly", position=0, request_id="req-8", propensity=1.0),
+         *(Impression(event_id=f"x12-0.{k}-{pos}", user_id="u3", ts=AT, item_id=item, item_type=kind,
+                      surface="daily-mix", position=pos, request_id="req-10", propensity=1.0)
+           for k, items in enumerate(mixes[::-1]) for pos, (item, kind) in enumerate(items))]
     )  # fmt: skip
     tracks = [page_of(_mix("daily-mix", [(f"t{i}", "track")] * 20)) for i in range(6)]
     [untyped] = listener_impressions(tracks, "u1", "req-9", None, AT, "x10")
@@ -135,13 +139,15 @@ def test_an_answers_mixes_are_one_line_that_unfolds_into_each_mixs_impressions()
     assert listener_impressions([page_of(_mix("daily-mix", []))] * 2, "u1", "r", None, AT, "x11") == []
 
 
-@pytest.mark.parametrize(("lists", "adds_up"), [([2, 2], True), ([4, 0], True), ([1], False), ([3, -1, 2], False),
-                                              ([], False), ([2, 2, 1], False)])  # fmt: skip
-def test_lists_that_do_not_add_up_to_the_items_are_refused(lists: list[int], adds_up: bool) -> None:
-    line = Exposure("r", "daily-mix", None, 1.0, "x1-0", "u1", AT, ["t1", "t2", "t3", "t4"], None, lists=lists)
-    if adds_up:
-        assert parse_lines(encode_lines([line])).column("position").to_pylist() == [0, 1, 2, 3][: lists[0]] + [
-            0, 1, 2, 3][: 4 - lists[0]]  # fmt: skip
+@pytest.mark.parametrize(("lists", "first", "positions"), [
+    ([2, 2], 0, [0, 1, 0, 1]), ([4, 0], 0, [0, 1, 2, 3]), ([1, 3], 10, [10, 10, 11, 12]),
+    ([1], 0, None), ([3, -1, 2], 0, None), ([], 0, None), ([2, 2, 1], 0, None),
+])  # fmt: skip
+def test_each_list_counts_from_the_lines_first_position_and_lists_must_add_up_to_the_items(lists: list[int], first: int,
+                                                          positions: list[int] | None) -> None:  # fmt: skip
+    line = Exposure("r", "daily-mix", None, 1.0, "x1-0", "u1", AT, ["t1", "t2", "t3", "t4"], None, first, lists)
+    if positions is not None:
+        assert parse_lines(encode_lines([line])).column("position").to_pylist() == positions
         return
     with pytest.raises(BadExposure, match="do not add up"):
         parse_lines(encode_lines([line]))
