@@ -82,7 +82,7 @@ def _in_lists(lists: pa.ListArray, counts: np.ndarray, parent: np.ndarray, base:
     """Each shown item's impression id after its line's id, and what joins the two: ``.`` and ``<k>-<p>`` for an
     item of a line of several lists (``k`` its list, ``p`` its position in it: ``base``, its line's first
     position, and its place in the list), else ``-`` and ``suffix`` (its position). ``position`` becomes ``p``
-    for those items, in place."""
+    for those items, in place; ``counts`` is each line's number of items."""
     lengths = pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.int64)  # a null list adds none
     owner = pc.list_parent_indices(lists).to_numpy()  # the line each length is of
     several = pc.is_valid(lists).to_numpy(zero_copy_only=False)
@@ -131,8 +131,7 @@ def unfold(table: pa.Table) -> pa.Table:
     suffix, between = pa.array(position).cast(pa.string()), pa.scalar("-")
     lists = shown["lists"].combine_chunks()
     if lists.null_count < len(lists):  # some lines stand for several lists
-        counts = pc.list_value_length(items).to_numpy(zero_copy_only=False)
-        suffix, between = _in_lists(lists, counts, parent, base, position, suffix)
+        suffix, between = _in_lists(lists, np.diff(offsets), parent, base, position, suffix)
     columns = {
         "event_id": pc.binary_join_element_wise(rows["event_id"], suffix, between),
         "type": pa.repeat(pa.scalar("impression"), n),

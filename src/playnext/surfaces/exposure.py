@@ -35,10 +35,10 @@ def listener_impressions(lists: list[Page], user: str, request_id: str, variant:
     Daily Mix's mixes as one line of several lists (``Exposure.lists``); none if no list has items."""
     if len(lists) == 1:
         return impressions(lists[0], [user], request_id, at, {user: variant}, exposure)
-    if not any(shown.size for shown in lists):
+    sizes = [shown.size for shown in lists]
+    if not any(sizes):
         return []
     ids, types = _joined([shown.ids for shown in lists]), _joined([shown.types for shown in lists])
-    sizes = [shown.size for shown in lists]
     return [Exposure(request_id, lists[0].surface, variant, 1.0, f"{exposure}-0", user, at, msgspec.Raw(ids),
                      None if types == _tracks(sum(sizes)) else msgspec.Raw(types), lists=sizes)]  # fmt: skip
 
